@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both build .venv from requirements*.txt and the committed constraints.txt.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: help install services demo test lint format bench docs clean
+
+help:
+	@echo "make demo    install, then run the main job on the embedded default"
+	@echo "make test    install, then run the whole suite (ruff lint + format check + pytest)"
+	@echo "make bench   measure the pipeline at national scale (prints figures)"
+	@echo "make format  apply ruff formatting and fixes"
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c constraints.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cpf-deposit demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The tests use a real PostgreSQL (ledger, extraction); this machine kind ships one
+# at 127.0.0.1:5432 but CI may find it stopped.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -n 1) main start
+	@pg_isready -h 127.0.0.1 -p 5432
+
+test: lint services
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python tests/bench/run.py
+
+# Regenerate the table of docs/passage-model.md from the model's field table.
+docs: $(STAMP)
+	$(BIN)/python -c "import re, pathlib; from cpf_deposit.model import fields_markdown as t; \
+	p = pathlib.Path('docs/passage-model.md'); s = p.read_text(); m = '-->\n'; \
+	p.write_text(s[: s.index(m) + len(m)] + t())"
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache .hypothesis

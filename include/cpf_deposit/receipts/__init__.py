@@ -1,0 +1,1 @@
+"""CDC receipts (accusés de traitement): parsing, ingestion, reconciliation."""

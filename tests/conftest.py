@@ -1,0 +1,51 @@
+"""Shared fixtures. The CDC reference files live in ../shared (CI has it beside the clone);
+the product never needs them, only the tests that compare against the official kit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE_CDC = SHARED / "reference" / "cdc"
+OFFICIAL_XSD = REFERENCE_CDC / "cpf-flux-v1.1.2.xsd"
+OFFICIAL_SAMPLE = REFERENCE_CDC / "cpf-flux-sample-kit-v2.0.0.xml"
+OFFICIAL_RECEIPT = REFERENCE_CDC / "accuse-traitement-sample-pix-2023-10-18.xml"
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def pytest_configure(config):
+    missing = [p for p in (OFFICIAL_XSD, OFFICIAL_SAMPLE) if not p.is_file()]
+    if missing:
+        raise pytest.UsageError(
+            f"the CDC reference kit is expected beside the clone ({SHARED}); missing: "
+            + ", ".join(str(p) for p in missing)
+        )
+
+
+@pytest.fixture(scope="session")
+def official_schema():
+    from lxml import etree
+
+    return etree.XMLSchema(etree.parse(str(OFFICIAL_XSD)))
+
+
+@pytest.fixture(scope="session")
+def project_schema():
+    from lxml import etree
+
+    from cpf_deposit.config import shipped_xsd
+
+    return etree.XMLSchema(etree.parse(str(shipped_xsd())))
+
+
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """Run with the example config, its working folders under a temporary home."""
+    monkeypatch.setenv("CPF_DEPOSIT_HOME", str(tmp_path))
+    monkeypatch.delenv("CPF_DEPOSIT_CONFIG", raising=False)
+    return tmp_path
