@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "cpf_deposit.commands.demo",
     "cpf_deposit.commands.build",
     "cpf_deposit.commands.validate",
+    "cpf_deposit.commands.demo_data",
+    "cpf_deposit.commands.extract",
 )
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2

@@ -141,7 +141,7 @@ def write_passages(passages: Iterable[Passage], path: str | Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(f.name, _arrow_type(f.type)) for f in FIELDS])
+    schema = arrow_schema()
     with _open_private(path, "wb") as fh, pq.ParquetWriter(fh, schema) as writer:
         buffer: list[dict[str, Any]] = []
         for p in passages:
@@ -161,11 +161,9 @@ def _csv_cell(v: Any) -> str:
     return str(v) if not isinstance(v, dt.date) else v.isoformat()
 
 
-def _arrow_type(kind: str):
+def arrow_schema():
+    """Parquet schema of canonical passages (shared with extraction)."""
     import pyarrow as pa
 
-    return {
-        "date": pa.date32(),
-        "int": pa.int32(),
-        "bool": pa.bool_(),
-    }.get(kind, pa.string())
+    types = {"date": pa.date32(), "int": pa.int32(), "bool": pa.bool_()}
+    return pa.schema([(f.name, types.get(f.type, pa.string())) for f in FIELDS])
