@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: help install services demo test lint format bench docs clean
+.PHONY: help install services demo test lint format bench quality-report docs clean
 
 help:
 	@echo "make demo    install, then run the main job on the embedded default"
 	@echo "make test    install, then run the whole suite (ruff lint + format check + pytest)"
 	@echo "make bench   measure the pipeline at national scale (prints figures)"
+	@echo "make quality-report  score the identity gate on the demo database"
 	@echo "make format  apply ruff formatting and fixes"
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
@@ -44,6 +45,10 @@ test: lint services
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
+
+# The identity gate on a demo database, scored against the injected-error ground truth.
+quality-report: $(STAMP)
+	$(BIN)/python -m cpf_deposit.quality.report --graduates 20000 --seed 42
 
 # Regenerate the table of docs/passage-model.md from the model's field table.
 docs: $(STAMP)

@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "cpf_deposit.commands.validate",
     "cpf_deposit.commands.demo_data",
     "cpf_deposit.commands.extract",
+    "cpf_deposit.commands.check",
+    "cpf_deposit.commands.simulate_cdc",
 )
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2

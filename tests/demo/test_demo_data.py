@@ -165,3 +165,18 @@ def test_demo_data_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         parser.parse_args(["demo-data", "--graduates", "0"])
     assert exc.value.code == 2
+
+
+def test_birth_dates_spread_over_leap_years_too():
+    import numpy as np
+
+    from cpf_deposit.demo.population import draw_population
+
+    pop = draw_population(np.random.default_rng(7), 20_000)
+    births = pop.birth_date.astype("datetime64[D]")
+    years = births.astype("datetime64[Y]").astype(int) + 1970
+    leap = (years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))
+    jan_first = births == births.astype("datetime64[Y]").astype("datetime64[D]")
+    # About 1/366 of leap-year births fall on 1 January, not all of them.
+    assert leap.sum() > 1000
+    assert jan_first[leap].mean() < 0.02

@@ -108,7 +108,8 @@ def draw_population(rng: np.random.Generator, n: int) -> Population:
     adult = rng.random(n) < 0.08
     years = np.where(adult, rng.integers(1960, 1991, n), rng.integers(1991, 2006, n))
     start = (years - 1970).astype("datetime64[Y]").astype("datetime64[D]")
-    days = (start + 365).astype("datetime64[Y]").astype("datetime64[D]") - start
+    # Days in each birth year (366 in a leap year): first day of the next year minus start.
+    days = (start.astype("datetime64[Y]") + 1).astype("datetime64[D]") - start
     birth = start + (rng.random(n) * days.astype(int)).astype(int)
 
     first_1, first_1_p = draw_first_names(rng, sex, years)

@@ -1,0 +1,202 @@
+"""Each rule on real-looking cases: fires where it should, stays silent otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from cpf_deposit.quality.gate import run_gate
+from cpf_deposit.quality.prepare import prepare
+from cpf_deposit.quality.rules import BLOCK, RULE_BY_ID, RULES, WARN, evaluate_all
+from tests.quality.conftest import TODAY, canonical
+
+CASES = [
+    # (case, overrides, rule that must fire)
+    ("inverted", {"birth_name": "PIERRE", "first_name_1": "DUPONT"}, "R01"),
+    ("inverted woman", {"birth_name": "NATHALIE", "first_name_1": "LEFEBVRE", "sex": "F"}, "R01"),
+    ("Mohamed as F", {"first_name_1": "MOHAMED", "sex": "F"}, "R02A"),
+    ("Marie-Claire as M", {"first_name_1": "MARIE-CLAIRE", "sex": "M"}, "R02A"),
+    ("Jean-Baptiste as F (<50 F births)", {"first_name_1": "JEAN-BAPTISTE", "sex": "F"}, "R02B"),
+    ("Claude as F", {"first_name_1": "CLAUDE", "sex": "F"}, "R02B"),
+    ("Camille as M", {"first_name_1": "CAMILLE", "sex": "M"}, "R02B"),
+    ("two first names", {"first_name_1": "JEAN-PIERRE MARIE", "first_name_2": None}, "R03A"),
+    ("three first names", {"first_name_1": "LUCAS HUGO THEO"}, "R03A"),
+    ("merged compound-looking", {"first_name_1": "JEAN PIERRE", "first_name_2": None}, "R03A"),
+    (
+        "compound no hyphen",
+        {"first_name_1": "MARIE CLAIRE", "first_name_2": "ANNE", "sex": "F"},
+        "R04A",
+    ),
+    ("double hyphen 1990", {"birth_name": "MARTIN--DURAND", "birth_date": "1990-02-02"}, "R04C"),
+    ("double name 2006", {"birth_name": "MARTIN-DURAND", "birth_date": "2006-02-02"}, "R04D"),
+    ("digit", {"birth_name": "DUP0NT"}, "R05A"),
+    ("cyrillic", {"first_name_1": "Владимир"}, "R05A"),
+    ("trailing space", {"birth_name": "DUPONT "}, "R05B"),
+    ("double space", {"first_name_1": "JEAN  PIERRE"}, "R05B"),
+    ("typographic apostrophe", {"birth_name": "D’ALEMBERT"}, "R05C"),
+    ("ligature", {"first_name_1": "LÆTITIA", "sex": "F"}, "R05C"),
+    ("punctuation variant", {"birth_name": "LE-PIPEC"}, "R05D"),
+    ("usage equals birth", {"sex": "F", "first_name_1": "MARIE", "usage_name": "DUPONT"}, "R06"),
+    ("estimated date", {"birth_date_is_estimated": "Y"}, "R07A"),
+    (
+        "default date abroad",
+        {
+            "born_in_france": "N",
+            "birth_country_code": "350",
+            "birth_date": "2000-01-01",
+            "birth_commune_insee": None,
+        },
+        "R07B",
+    ),
+    ("prenom3 without 2", {"first_name_2": None, "first_name_3": "LOUIS"}, "R07C"),
+    ("postal as INSEE", {"birth_commune_insee": "44000"}, "R08A"),
+    ("department mismatch", {"birth_department_code": "075"}, "R08B"),
+    ("abroad no country", {"born_in_france": "N", "birth_country_code": None}, "R08C"),
+    ("abroad as France", {"born_in_france": "N", "birth_country_code": "100"}, "R08C"),
+    ("country unknown", {"born_in_france": "N", "birth_country_code": "999"}, "R08D"),
+    ("no birthplace", {"birth_commune_insee": None, "birth_city_label": None}, "R08E"),
+    ("origin unknown", {"born_in_france": None}, "R08E"),
+    ("age 12", {"birth_date": "2014-01-01"}, "R09A"),
+    ("born 1890", {"birth_date": "1890-01-01"}, "R09B"),
+    ("award 2021-06", {"award_date": "2021-06-30"}, "R09C"),
+    ("award future", {"award_date": "2026-04-01"}, "R09D"),
+    ("award late", {"award_date": "2025-09-01"}, "R09E"),
+    ("award missing", {"award_date": None}, "R09F"),
+    ("code shape", {"certification_code": "RNCP35959B"}, "R10A"),
+    ("type mismatch", {"certification_type": "RS", "certification_code": "RNCP35959"}, "R10B"),
+    ("unknown type", {"certification_type": "CQP", "certification_code": "CQP12"}, "R10B"),
+    ("unmapped", {"certification_type": None, "certification_code": None}, "R10C"),
+    ("too long", {"birth_name": "A" * 61}, "R12"),
+    ("tab", {"first_name_2": "LOUIS\tMARIE"}, "R12"),
+    ("sex missing", {"sex": None}, "R12"),
+    ("sex X", {"sex": "X"}, "R12"),
+    ("birth date missing", {"birth_date": None}, "R12"),
+]
+
+CLEAN = [
+    ("plain", {}),
+    ("civil compound", {"first_name_1": "JEAN-PIERRE"}),
+    ("civil compound F", {"first_name_1": "MARIE-CLAIRE", "sex": "F"}),
+    ("particle surname", {"birth_name": "LE GOFF"}),
+    ("apostrophe surname", {"birth_name": "N'DIAYE"}),
+    ("double hyphen 2007", {"birth_name": "MARTIN--DURAND", "birth_date": "2007-03-03"}),
+    ("Dominique as M", {"first_name_1": "DOMINIQUE"}),
+    ("Camille as F", {"first_name_1": "CAMILLE", "sex": "F"}),
+    ("accented", {"first_name_1": "JÉRÔME", "birth_name": "LEFÈVRE"}),
+    (
+        "abroad",
+        {
+            "born_in_france": "N",
+            "birth_country_code": "350",
+            "birth_commune_insee": None,
+            "birth_department_code": None,
+            "birth_city_label": "RABAT",
+        },
+    ),
+    ("bare RS number", {"certification_type": "RS", "certification_code": "5875"}),
+    ("Corsica", {"birth_department_code": "02A", "birth_commune_insee": "2A004"}),
+    ("old Corsica code", {"birth_department_code": "020", "birth_commune_insee": "2A004"}),
+    ("Paris city code", {"birth_department_code": "075", "birth_commune_insee": "75056"}),
+]
+
+
+def fired(df):
+    out = evaluate_all(prepare(df, today=TODAY))
+    return [set(out.columns[out.loc[i]]) for i in out.index]
+
+
+BATCH_RULES = {"R11A", "R11B"}  # duplicates: the batched cases share one identity
+
+
+@pytest.fixture(scope="module")
+def batched():
+    """Every case in one frame (one preparation), rules of duplicates left aside."""
+    rows = [o for _, o, _ in CASES] + [o for _, o in CLEAN]
+    return [f - BATCH_RULES for f in fired(canonical(*rows))]
+
+
+@pytest.mark.parametrize(
+    ("i", "case", "overrides", "rule"),
+    [(i, *c) for i, c in enumerate(CASES)],
+    ids=[c[0] for c in CASES],
+)
+def test_rule_fires(batched, i, case, overrides, rule):
+    assert rule in batched[i]
+
+
+@pytest.mark.parametrize(
+    ("i", "case", "overrides"),
+    [(len(CASES) + i, *c) for i, c in enumerate(CLEAN)],
+    ids=[c[0] for c in CLEAN],
+)
+def test_clean_rows_pass(batched, i, case, overrides):
+    assert batched[i] == set()
+
+
+def test_batched_evaluation_matches_single_rows():
+    for _, overrides, _ in CASES[::9]:
+        single = fired(canonical(overrides))[0] - BATCH_RULES
+        assert single == fired(canonical(overrides, {"birth_name": "ZZZ"}))[0] - BATCH_RULES
+
+
+def test_duplicates():
+    df = canonical({}, {}, {"source_person_id": "9"}, {"birth_name": "DURAND"})
+    df.loc[1, "source_person_id"] = "1"  # the same person and certification twice
+    result = fired(df)
+    assert "R11A" in result[1] and "R11A" not in result[0]
+    assert "R11B" in result[2] and "R11B" in result[0]  # same identity, ids 1 and 9
+    assert "R11B" not in result[3]
+
+
+def test_every_rule_is_exercised():
+    assert {r for _, _, r in CASES} | {"R01B", "R04B", "R03B", "R11A", "R11B"} >= set(RULE_BY_ID)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fix"),
+    [
+        ({"birth_name": "PIERRE", "first_name_1": "DUPONT"}, "nom de naissance : DUPONT"),
+        (
+            {"first_name_1": "JEAN-PIERRE MARIE", "first_name_2": None},
+            "prénom 1 : JEAN-PIERRE ; prénom 2 : MARIE",
+        ),
+        (
+            {"first_name_1": "MARIE CLAIRE", "first_name_2": "ANNE", "sex": "F"},
+            "prénom 1 : MARIE-CLAIRE",
+        ),
+        ({"first_name_1": "MOHAMED", "sex": "F"}, "sexe : M"),
+        ({"birth_commune_insee": "44000"}, "code INSEE 44109"),
+        ({"birth_name": "LE-PIPEC"}, "nom de naissance : LE PIPEC"),
+        ({"birth_name": "MARTIN-DURAND", "birth_date": "2006-02-02"}, "MARTIN--DURAND"),
+        ({"birth_name": "DUPONT  "}, "nom de naissance : DUPONT"),
+        ({"certification_code": "RNCP 35959"}, "code : RNCP35959"),
+    ],
+)
+def test_suggested_fixes(overrides, fix):
+    result = run_gate(canonical(overrides), today=TODAY, use_gx=False)
+    assert any(fix in f for f in result.findings["fix"].dropna()), result.findings
+
+
+def test_verdicts_follow_severity():
+    result = run_gate(
+        canonical(
+            {}, {"first_name_1": "CLAUDE", "sex": "F"}, {"first_name_1": "MOHAMED", "sex": "F"}
+        ),
+        today=TODAY,
+        use_gx=False,
+    )
+    v = result.verdicts
+    assert v["verdict"].tolist() == ["OK", "WARN", "BLOCK"]
+    assert v["rule_ids"].tolist()[2] == "R02A"
+    assert v["source_record_key"].tolist() == ["1-LDROIT-1", "2-LDROIT-1", "3-LDROIT-1"]
+
+
+def test_rules_read_only_their_columns():
+    frame = prepare(canonical({}), today=TODAY)
+    for rule in RULES:
+        rule.evaluate(frame[list(rule.columns)])  # a KeyError would mean an undeclared column
+
+
+def test_messages_are_french_and_severities_known():
+    for rule in RULES:
+        assert rule.severity in (BLOCK, WARN)
+        assert (rule.message.endswith(".") and " : " in rule.message) or "." in rule.message
