@@ -1,0 +1,100 @@
+"""idTechnique and data hashes: stable, distinct, keyed, free of personal data."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+
+import pytest
+from ledger_helpers import make_passage
+
+from cpf_deposit.ledger.ids import data_hash, make_technical_id, technical_id_of
+
+KEY = bytes(range(32))
+BASE = ("APOGEE", "20231234-DIP-1-2023", "RNCP", "RNCP24514")
+
+
+def test_technical_id_is_deterministic_short_and_ascii():
+    a = make_technical_id(KEY, *BASE)
+    assert a == make_technical_id(KEY, *BASE)
+    assert re.fullmatch(r"T1-[A-Z2-7]{32}", a)
+    assert len(a) <= 255
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        ("GEODE", *BASE[1:]),
+        (BASE[0], "20231235-DIP-1-2023", *BASE[2:]),
+        (*BASE[:2], "RS", BASE[3]),
+        (*BASE[:3], "RNCP34034"),
+    ],
+    ids=["source_system", "record_key", "certification_type", "certification_code"],
+)
+def test_each_part_of_the_award_gives_another_id(changed):
+    assert make_technical_id(KEY, *changed) != make_technical_id(KEY, *BASE)
+
+
+def test_parts_cannot_run_into_each_other():
+    assert make_technical_id(KEY, "APOGEE", "12-3", "RNCP", "X") != make_technical_id(
+        KEY, "APOGEE", "12", "-3RNCP", "X"
+    )
+
+
+def test_source_system_case_does_not_matter():
+    assert make_technical_id(KEY, "apogee", *BASE[1:]) == make_technical_id(KEY, *BASE)
+
+
+def test_id_depends_on_the_key_and_reveals_no_record_key():
+    a = make_technical_id(KEY, *BASE)
+    assert a != make_technical_id(bytes(32), *BASE)
+    assert "20231234" not in a
+
+
+def test_many_awards_never_share_an_id():
+    ids = {make_technical_id(KEY, "APOGEE", f"{n}-DIP", "RNCP", "RNCP1") for n in range(20000)}
+    assert len(ids) == 20000
+
+
+@pytest.mark.parametrize("bad", ["", None])
+def test_missing_provenance_is_refused(bad):
+    with pytest.raises(ValueError):
+        make_technical_id(KEY, "APOGEE", bad, "RNCP", "RNCP1")
+
+
+def test_technical_id_of_uses_the_provenance():
+    p = make_passage(KEY, 5)
+    assert technical_id_of(KEY, p) == p.technical_id
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"birth_name": "AUTRE"},
+        {"birth_day": 3},
+        {"award_date": dt.date(2024, 1, 1)},
+        {"mention": None},
+        {"is_final": False},
+        {"digcomp_results": ((3, "1", "2"),)},
+        {"birth_insee_code": None, "birth_postal_code": "72000"},
+    ],
+)
+def test_data_hash_follows_every_value_sent(change):
+    p = make_passage(KEY, 1)
+    assert data_hash(KEY, dataclasses.replace(p, **change)) != data_hash(KEY, p)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"technical_id": "OTHER"}, {"source_system": "GEODE"}, {"source_record_key": "x"}],
+)
+def test_data_hash_ignores_ids_and_provenance(change):
+    p = make_passage(KEY, 1)
+    assert data_hash(KEY, dataclasses.replace(p, **change)) == data_hash(KEY, p)
+
+
+def test_data_hash_is_keyed():
+    p = make_passage(KEY, 1)
+    assert data_hash(KEY, p) != data_hash(bytes(32), p)
+    assert len(data_hash(KEY, p)) == 32
