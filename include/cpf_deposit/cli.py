@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "cpf_deposit.commands.demo_data",
     "cpf_deposit.commands.extract",
     "cpf_deposit.commands.check",
+    "cpf_deposit.commands.run",
     "cpf_deposit.commands.deposited",
     "cpf_deposit.commands.simulate_cdc",
 )

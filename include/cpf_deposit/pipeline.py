@@ -1,0 +1,368 @@
+"""The deposit pipeline, one function per step: extract → gate → delta → build → stage.
+
+Each step reads what the previous one left in the run's private work folder and
+returns a small JSON-able summary (counts and paths, never personal data), so the
+same functions serve the Airflow tasks (one step per task, the summary as XCom) and
+``cpf-deposit run`` (all steps in one process).
+
+Work folder of a run (mode 0700, removed when the run ends well):
+``passages.parquet`` and ``canonical.parquet`` (extraction), ``verdicts.parquet``
+(gate), ``selected.parquet`` (delta), ``flux/`` (build). Quarantine exports go to
+``paths.quarantine/<run>/``, for the scolarité office.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cpf_deposit.config import Config, Source
+
+log = logging.getLogger(__name__)
+
+PASSAGES = "passages.parquet"
+CANONICAL = "canonical.parquet"
+VERDICTS = "verdicts.parquet"
+SELECTED = "selected.parquet"
+FLUX_DIR = "flux"
+PASSPORT_START = dt.date(2021, 7, 1)  # the obligation applies to awards from this day
+
+
+class PipelineError(RuntimeError):
+    """A step cannot go on (invalid flux, missing input); nothing was staged."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Awards from ``start`` (inclusive) to ``end`` (exclusive); never before 2021-07-01."""
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self):
+        if self.end <= self.start:
+            raise ValueError(f"empty window: {self.start} to {self.end}")
+
+    @property
+    def clipped(self) -> Window | None:
+        start = max(self.start, PASSPORT_START)
+        return Window(start, self.end) if start < self.end else None
+
+    @classmethod
+    def academic_year(cls, year: int) -> Window:
+        """Academic year ``year``-``year+1``: awards from 1 September to 31 August."""
+        return cls(dt.date(year, 9, 1), dt.date(year + 1, 9, 1))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+def source_of(config: Config, name: str) -> Source:
+    try:
+        return config.sources[name]
+    except KeyError:
+        known = ", ".join(config.sources) or "none"
+        raise PipelineError(f"no source '{name}' in the config (known: {known})") from None
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# Steps
+# --------------------------------------------------------------------------------------
+
+
+def extract_step(
+    config: Config, source: Source, window: Window, work: Path, run_id: str
+) -> dict[str, Any]:
+    """Source rows of the window → passages and raw canonical rows (Parquet, 0600); what
+    could not be exported goes to the run's quarantine folder for the scolarité office."""
+    from cpf_deposit.sources.extract import extract
+
+    _private_dir(work)
+    office = _private_dir(Path(config.paths.quarantine) / _safe(run_id))
+    clipped = window.clipped
+    if clipped is None:
+        raise PipelineError(f"window {window.start}..{window.end} ends before 2021-07-01")
+    # The SQL takes an inclusive start and an exclusive end.
+    report = extract(
+        source.system,
+        source.conn_id,
+        clipped.start,
+        clipped.end,
+        work / PASSAGES,
+        certification_map=source.certification_map,
+        options=source.options,
+        canonical_out=work / CANONICAL,
+        issues_out=office / "signalements-extraction.csv",
+    )
+    return {
+        "rows": report.rows,
+        "passages": report.passages,
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "issues": str(report.issues_path),
+        "window": clipped.as_dict(),
+    }
+
+
+def gate_step(
+    config: Config, source: Source, work: Path, run_id: str, today: dt.date | None = None
+) -> dict[str, Any]:
+    """Identity checks on the canonical rows; BLOCK rows are quarantined, not sent."""
+    import pandas as pd
+
+    from cpf_deposit.quality.gate import run_gate
+    from cpf_deposit.quality.outputs import write_all
+
+    canonical = pd.read_parquet(work / CANONICAL)
+    cmap = _certification_map(source)
+    result = run_gate(canonical, today=today, certification_map=cmap)
+    out = _private_dir(Path(config.paths.quarantine) / _safe(run_id))
+    paths = write_all(result, out)
+    verdicts = result.verdicts[["source_record_key", "verdict", "rule_ids"]]
+    _write_private_parquet(verdicts, work / VERDICTS)
+    log.info(result.summary())
+    return {
+        **result.counts,
+        "quarantine": {k: str(v) for k, v in paths.items()},
+        "fired": dict(result.fired),
+    }
+
+
+def delta_step(config: Config, ledger, work: Path, run_id: str, dry_run: bool = False) -> dict:
+    """Passages not blocked by the gate, given their ledger idTechnique, filtered by the
+    ledger (never sent, or rejected and corrected since) and claimed for this run."""
+    import pyarrow.parquet as pq
+
+    from cpf_deposit.flux.writer import Refusal
+    from cpf_deposit.ledger import select_delta
+    from cpf_deposit.passage_io import read_passages, write_passages
+
+    blocked = _blocked_keys(work / VERDICTS)
+    unreadable = 0
+
+    def candidates():
+        nonlocal unreadable
+        for p in read_passages(work / PASSAGES):
+            if isinstance(p, Refusal):
+                unreadable += 1
+                continue
+            if p.source_record_key in blocked:
+                continue
+            tid = ledger.technical_id(
+                p.source_system, p.source_record_key, p.certification_type, p.certification_code
+            )
+            yield dataclasses.replace(p, technical_id=tid)
+
+    selection = select_delta(ledger, candidates(), run_id, dry_run=dry_run)
+    written = write_passages(_sorted_by_certification(selection, work), work / SELECTED)
+    total = pq.ParquetFile(work / PASSAGES).metadata.num_rows
+    return {
+        "candidates": total,
+        "blocked": len(blocked),
+        "unreadable": unreadable,
+        "selected": written,
+        "skipped": selection.skipped,
+        "listed": {k: len(v) for k, v in selection.listed.items()},
+        "dry_run": dry_run,
+    }
+
+
+def build_step(config: Config, work: Path) -> dict[str, Any]:
+    """Selected passages → flux files, each validated against the XSD while the next is
+    written. An invalid file stops the run: nothing is staged. Beside each file, a
+    ``.json`` sidecar (its summary) and ``.ids`` (its idTechniques) let the stage step,
+    possibly another task, record it without parsing it again."""
+    import json
+
+    from cpf_deposit.flux.build import build_flux
+    from cpf_deposit.flux.writer import Header, Refusal
+    from cpf_deposit.passage_io import read_passages
+    from cpf_deposit.staging import IdCollector
+
+    flux_dir = _private_dir(work / FLUX_DIR)
+    for stale in flux_dir.iterdir():  # a retried task starts clean
+        stale.unlink()
+    ids = IdCollector()
+    refused_rows: list[Refusal] = []
+
+    def passages():
+        for item in read_passages(work / SELECTED):
+            if isinstance(item, Refusal):
+                refused_rows.append(item)
+            else:
+                yield item
+
+    result = build_flux(
+        passages(),
+        Header.from_config(config),
+        flux_dir,
+        tz=config.tz,
+        xsd_path=config.xsd_path,
+        max_bytes=config.limits.max_file_bytes,
+        max_passages=config.limits.max_passages_per_file,
+        on_passage=ids,
+    )
+    for wf in result.files:
+        _write_private_text(wf.path.with_suffix(".json"), json.dumps(wf.summary()))
+        _write_private_text(wf.path.with_suffix(".ids"), "\n".join(ids.by_flux[wf.id_flux]))
+    refused = [*refused_rows, *result.batch.refused]
+    invalid = [r for r in result.reports if not r.valid]
+    summary = {
+        "files": [f.summary() for f in result.files],
+        "passages": result.batch.passages,
+        "refused": [{"technical_id": r.technical_id, "why": str(r)} for r in refused],
+        "valid": not invalid,
+    }
+    if invalid:
+        raise PipelineError(
+            "flux invalid, nothing staged: " + "; ".join(r.summary() for r in invalid)
+        )
+    return summary
+
+
+def stage_step(config: Config, ledger, work: Path, run_id: str) -> dict[str, Any]:
+    """Record each built file with its passages and move it atomically into the outbox."""
+    import json
+
+    from cpf_deposit.flux.writer import WrittenFile
+    from cpf_deposit.staging import notification_text, stage
+
+    files, ids = [], {}
+    for path in sorted((work / FLUX_DIR).glob("CPF_*.xml")):
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        wf = WrittenFile(path, meta["id_flux"], meta["horodatage"], meta["passages"])
+        wf.size, wf.sha256, wf.certifications = meta["size"], meta["sha256"], meta["certifications"]
+        files.append(wf)
+        ids[wf.id_flux] = path.with_suffix(".ids").read_text(encoding="utf-8").split("\n")
+    staged = stage(ledger, config, run_id, files, ids)
+    subject, body = notification_text(staged, config) if staged else ("", "")
+    return {
+        "staged": [dataclasses.asdict(s) for s in staged],
+        "notification": {"subject": subject, "body": body},
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The whole run (cpf-deposit run)
+# --------------------------------------------------------------------------------------
+
+
+def run_pipeline(
+    config: Config,
+    source_name: str,
+    window: Window,
+    *,
+    dry_run: bool = False,
+    run_id: str | None = None,
+    kind: str = "manual",
+    today: dt.date | None = None,
+) -> dict[str, Any]:
+    """extract → gate → delta → build → validate → stage, in one process."""
+    from cpf_deposit.ledger import open_ledger
+    from cpf_deposit.staging import end_run, start_run
+
+    source = source_of(config, source_name)
+    ledger = open_ledger(config)
+    start = start_run(
+        ledger, config, run_id, kind=kind, params={"source": source_name, **window.as_dict()}
+    )
+    work = start.work_dir
+    out: dict[str, Any] = {"run_id": start.run_id}
+    failed = True
+    try:
+        out["extract"] = extract_step(config, source, window, work, start.run_id)
+        out["gate"] = gate_step(config, source, work, start.run_id, today)
+        out["delta"] = delta_step(config, ledger, work, start.run_id, dry_run)
+        if not dry_run and out["delta"]["selected"]:
+            out["build"] = build_step(config, work)
+            out["stage"] = stage_step(config, ledger, work, start.run_id)
+        failed = False
+    finally:
+        end_run(ledger, config, start.run_id, failed=failed)
+        ledger.dispose()
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def _safe(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in run_id)[:100]
+
+
+def _certification_map(source: Source):
+    """The mapping the extraction used: the config's CSV, else the source's table."""
+    from contextlib import closing
+
+    from cpf_deposit.sources.certmap import CertificationMap
+    from cpf_deposit.sources.extract import connect, load_certification_map
+
+    if source.certification_map is not None:
+        return CertificationMap.from_csv(source.certification_map)
+    conn, _ = connect(source.conn_id)
+    with closing(conn):
+        return load_certification_map(conn, None, source.options.get("certification_map_table"))
+
+
+def _blocked_keys(path: Path) -> set[str]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["source_record_key", "verdict"])
+    blocked = table.filter(pc.equal(table["verdict"], "BLOCK"))
+    return set(blocked["source_record_key"].to_pylist())
+
+
+def _write_private_parquet(frame, path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        frame.to_parquet(fh, index=False)
+
+
+def _write_private_text(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _sorted_by_certification(passages, work: Path):
+    """Group passages by certification for tidy files, with bounded memory.
+
+    Passages are spilled into one temporary Parquet file per certification, then
+    read back certification by certification.
+    """
+    from cpf_deposit.passage_io import read_passages, write_passages
+
+    spill = _private_dir(work / "by-certification")
+    buckets: dict[tuple, list] = {}
+    names: dict[tuple, list[Path]] = {}
+
+    def flush(key):
+        part = spill / f"{len(names.get(key, [])):05d}-{abs(hash(key)):x}.parquet"
+        write_passages(buckets.pop(key), part)
+        names.setdefault(key, []).append(part)
+
+    for p in passages:
+        key = p.certification_key
+        buckets.setdefault(key, []).append(p)
+        if len(buckets[key]) >= 20_000:
+            flush(key)
+    for key in list(buckets):
+        flush(key)
+    for key in sorted(names, key=lambda k: (k[0], k[1], k[2] or "")):
+        for part in names[key]:
+            yield from read_passages(part)
+            part.unlink()

@@ -1,0 +1,108 @@
+"""The deposit pipeline end to end on the demo database (SQLite source, SQLite ledger)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+
+import pyarrow.parquet as pq
+import pytest
+
+from cpf_deposit.config import load_config
+from cpf_deposit.demo.build import write_demo
+from cpf_deposit.flux.reader import iter_flux
+from cpf_deposit.flux.validator import validate_file
+from cpf_deposit.pipeline import PipelineError, Window, run_pipeline
+
+FULL = Window(dt.date(2021, 7, 1), dt.date(2026, 12, 1))
+TODAY = dt.date(2026, 11, 30)
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    return write_demo(tmp_path_factory.mktemp("demo"), 800, seed=9).apogee
+
+
+@pytest.fixture
+def config(demo_db, isolated_home, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_APOGEE_DB", f"sqlite://{demo_db}")
+    return load_config()
+
+
+def _ledger_keys(config) -> set[str]:
+    from sqlalchemy import select
+
+    from cpf_deposit.ledger import open_ledger
+    from cpf_deposit.ledger.schema import ledger_passage
+
+    ledger = open_ledger(config)
+    try:
+        with ledger.engine.connect() as conn:
+            rows = conn.execute(select(ledger_passage.c.source_record_key)).scalars()
+            return set(rows)
+    finally:
+        ledger.dispose()
+
+
+def _staged_ids(result):
+    ids = []
+    for f in result.get("stage", {}).get("staged", []):
+        path = f"{f['outbox']}/{f['file_name']}"
+        ids += [p.technical_id for _, p in iter_flux(path)]
+    return ids
+
+
+def test_a_run_stages_valid_files_and_keeps_blocked_holders_out(config):
+    out = run_pipeline(config, "apogee", FULL, today=TODAY)
+    staged = out["stage"]["staged"]
+    assert staged and out["delta"]["selected"] == sum(f["passages"] for f in staged)
+    for f in staged:
+        path = config.paths.outbox / f["file_name"]
+        assert validate_file(path).valid
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert (config.paths.outbox / f"{f['file_name']}.manifest.json").is_file()
+    quarantine = config.paths.quarantine / out["run_id"]
+    verdicts = pq.read_table(quarantine / "verdicts.parquet").to_pylist()
+    blocked = {v["source_record_key"] for v in verdicts if v["verdict"] == "BLOCK"}
+    assert blocked and out["gate"]["BLOCK"] == len(blocked)
+    sent_keys = _ledger_keys(config)
+    assert len(sent_keys) == out["delta"]["selected"]
+    assert not sent_keys & blocked
+    assert (quarantine / "quarantaine.xlsx").exists()
+    assert (quarantine / "signalements-extraction.csv").exists()
+    assert not list((config.paths.work / "runs").glob("*")), "the work folder is removed"
+
+
+def test_the_same_window_twice_sends_nothing_the_second_time(config):
+    first = run_pipeline(config, "apogee", FULL, today=TODAY)
+    again = run_pipeline(config, "apogee", FULL, today=TODAY)
+    assert first["delta"]["selected"] > 0
+    assert again["delta"]["selected"] == 0 and "stage" not in again
+    assert again["delta"]["skipped"] == {"awaiting_deposit_or_receipt": first["delta"]["selected"]}
+
+
+def test_overlapping_annual_and_nightly_windows_never_duplicate(config):
+    annual = run_pipeline(config, "apogee", Window.academic_year(2023), today=TODAY)
+    nightly = run_pipeline(
+        config, "apogee", Window(dt.date(2024, 6, 1), dt.date(2024, 10, 1)), today=TODAY
+    )
+    ids_a, ids_n = _staged_ids(annual), _staged_ids(nightly)
+    assert ids_a and len(set(ids_a)) == len(ids_a)
+    assert not set(ids_a) & set(ids_n)
+
+
+def test_a_dry_run_claims_nothing(config):
+    dry = run_pipeline(config, "apogee", FULL, dry_run=True, today=TODAY)
+    assert "stage" not in dry and not list(config.paths.outbox.glob("*.xml"))
+    real = run_pipeline(config, "apogee", FULL, today=TODAY)
+    assert real["delta"]["selected"] == dry["delta"]["selected"] > 0
+
+
+def test_a_window_before_the_passport_is_refused(config):
+    with pytest.raises(PipelineError, match="before 2021-07-01"):
+        run_pipeline(config, "apogee", Window(dt.date(2020, 9, 1), dt.date(2021, 6, 1)))
+
+
+def test_an_unknown_source_is_refused(config):
+    with pytest.raises(PipelineError, match="no source 'pegase'"):
+        run_pipeline(config, "pegase", FULL)
