@@ -4,6 +4,7 @@ the product never needs them, only the tests that compare against the official k
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,12 @@ OFFICIAL_SAMPLE = REFERENCE_CDC / "cpf-flux-sample-kit-v2.0.0.xml"
 OFFICIAL_RECEIPT = REFERENCE_CDC / "accuse-traitement-sample-pix-2023-10-18.xml"
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Airflow reads its home when first imported: give every test process (each xdist
+# worker) its own throwaway home and metadata database, before anything imports it.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="cpf-airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 
 
 def pytest_configure(config):

@@ -106,3 +106,32 @@ def test_a_window_before_the_passport_is_refused(config):
 def test_an_unknown_source_is_refused(config):
     with pytest.raises(PipelineError, match="no source 'pegase'"):
         run_pipeline(config, "pegase", FULL)
+
+
+def test_large_runs_are_cut_into_chunks_each_one_files_worth(config, monkeypatch):
+    import dataclasses
+
+    small = dataclasses.replace(
+        config, limits=dataclasses.replace(config.limits, max_passages_per_file=150)
+    )
+    out = run_pipeline(small, "apogee", FULL, today=TODAY)
+    chunks = out["delta"]["chunks"]
+    assert len(chunks) == -(-out["delta"]["selected"] // 150) > 1
+    staged = out["stage"]["staged"]
+    assert sum(f["passages"] for f in staged) == out["delta"]["selected"]
+    assert all(f["passages"] <= 150 for f in staged)
+    assert len({f["file_name"] for f in staged}) == len(staged)
+
+
+def test_a_certification_filter_keeps_only_those_codes(config):
+    everything = run_pipeline(config, "apogee", FULL, dry_run=True, today=TODAY)
+    code = max(
+        (c for b in everything["build"] for f in b["files"] for c in f["certifications"]),
+        key=str,
+    )
+    only = run_pipeline(
+        config, "apogee", FULL, dry_run=True, today=TODAY, certifications=frozenset({code})
+    )
+    codes = {c for b in only["build"] for f in b["files"] for c in f["certifications"]}
+    assert codes == {code}
+    assert only["delta"]["other_certifications"] > 0

@@ -7,8 +7,10 @@ same functions serve the Airflow tasks (one step per task, the summary as XCom) 
 
 Work folder of a run (mode 0700, removed when the run ends well):
 ``passages.parquet`` and ``canonical.parquet`` (extraction), ``verdicts.parquet``
-(gate), ``selected.parquet`` (delta), ``flux/`` (build). Quarantine exports go to
-``paths.quarantine/<run>/``, for the scolarité office.
+(gate), ``selected/<chunk>.parquet`` (delta: at most one file's worth of passages
+each, so large certifiers build chunks in parallel, one mapped task per chunk),
+``flux/<chunk>/`` (build). Quarantine exports go to ``paths.quarantine/<run>/``, for
+the scolarité office.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 PASSAGES = "passages.parquet"
 CANONICAL = "canonical.parquet"
 VERDICTS = "verdicts.parquet"
-SELECTED = "selected.parquet"
+SELECTED = "selected"  # selected/<chunk>.parquet: one future file's worth each
 FLUX_DIR = "flux"
 PASSPORT_START = dt.date(2021, 7, 1)  # the obligation applies to awards from this day
 
@@ -139,23 +141,36 @@ def gate_step(
     }
 
 
-def delta_step(config: Config, ledger, work: Path, run_id: str, dry_run: bool = False) -> dict:
-    """Passages not blocked by the gate, given their ledger idTechnique, filtered by the
-    ledger (never sent, or rejected and corrected since) and claimed for this run."""
+def delta_step(
+    config: Config,
+    ledger,
+    work: Path,
+    run_id: str,
+    dry_run: bool = False,
+    certifications: frozenset[str] | None = None,
+) -> dict:
+    """Passages not blocked by the gate (and of the requested certifications), given
+    their ledger idTechnique, filtered by the ledger (never sent, or rejected and
+    corrected since) and claimed for this run (a dry run claims nothing). Written in
+    chunks of at most one file's worth, sorted by certification."""
     import pyarrow.parquet as pq
 
     from cpf_deposit.flux.writer import Refusal
     from cpf_deposit.ledger import select_delta
-    from cpf_deposit.passage_io import read_passages, write_passages
+    from cpf_deposit.passage_io import read_passages
 
     blocked = _blocked_keys(work / VERDICTS)
     unreadable = 0
+    other_certifications = 0
 
     def candidates():
-        nonlocal unreadable
+        nonlocal unreadable, other_certifications
         for p in read_passages(work / PASSAGES):
             if isinstance(p, Refusal):
                 unreadable += 1
+                continue
+            if certifications is not None and p.certification_code not in certifications:
+                other_certifications += 1
                 continue
             if p.source_record_key in blocked:
                 continue
@@ -165,24 +180,30 @@ def delta_step(config: Config, ledger, work: Path, run_id: str, dry_run: bool = 
             yield dataclasses.replace(p, technical_id=tid)
 
     selection = select_delta(ledger, candidates(), run_id, dry_run=dry_run)
-    written = write_passages(_sorted_by_certification(selection, work), work / SELECTED)
+    chunks = _write_chunks(
+        _sorted_by_certification(selection, work),
+        work / SELECTED,
+        config.limits.max_passages_per_file,
+    )
     total = pq.ParquetFile(work / PASSAGES).metadata.num_rows
     return {
         "candidates": total,
         "blocked": len(blocked),
+        "other_certifications": other_certifications,
         "unreadable": unreadable,
-        "selected": written,
+        "selected": sum(chunks.values()),
+        "chunks": sorted(chunks),
         "skipped": selection.skipped,
         "listed": {k: len(v) for k, v in selection.listed.items()},
         "dry_run": dry_run,
     }
 
 
-def build_step(config: Config, work: Path) -> dict[str, Any]:
-    """Selected passages → flux files, each validated against the XSD while the next is
-    written. An invalid file stops the run: nothing is staged. Beside each file, a
-    ``.json`` sidecar (its summary) and ``.ids`` (its idTechniques) let the stage step,
-    possibly another task, record it without parsing it again."""
+def build_step(config: Config, work: Path, chunk: str) -> dict[str, Any]:
+    """One chunk of selected passages → flux files, each validated against the XSD while
+    the next is written. An invalid file stops the run: nothing is staged. Beside each
+    file, a ``.json`` sidecar (its summary) and ``.ids`` (its idTechniques) let the stage
+    step, another task, record it without parsing it again."""
     import json
 
     from cpf_deposit.flux.build import build_flux
@@ -190,14 +211,15 @@ def build_step(config: Config, work: Path) -> dict[str, Any]:
     from cpf_deposit.passage_io import read_passages
     from cpf_deposit.staging import IdCollector
 
-    flux_dir = _private_dir(work / FLUX_DIR)
+    _private_dir(work / FLUX_DIR)
+    flux_dir = _private_dir(work / FLUX_DIR / chunk)
     for stale in flux_dir.iterdir():  # a retried task starts clean
         stale.unlink()
     ids = IdCollector()
     refused_rows: list[Refusal] = []
 
     def passages():
-        for item in read_passages(work / SELECTED):
+        for item in read_passages(work / SELECTED / f"{chunk}.parquet"):
             if isinstance(item, Refusal):
                 refused_rows.append(item)
             else:
@@ -239,7 +261,7 @@ def stage_step(config: Config, ledger, work: Path, run_id: str) -> dict[str, Any
     from cpf_deposit.staging import notification_text, stage
 
     files, ids = [], {}
-    for path in sorted((work / FLUX_DIR).glob("CPF_*.xml")):
+    for path in sorted((work / FLUX_DIR).glob("*/CPF_*.xml")):
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         wf = WrittenFile(path, meta["id_flux"], meta["horodatage"], meta["passages"])
         wf.size, wf.sha256, wf.certifications = meta["size"], meta["sha256"], meta["certifications"]
@@ -267,8 +289,12 @@ def run_pipeline(
     run_id: str | None = None,
     kind: str = "manual",
     today: dt.date | None = None,
+    certifications: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """extract → gate → delta → build → validate → stage, in one process."""
+    """extract → gate → delta → build → validate → stage, in one process.
+
+    A dry run does everything but claiming and staging: the flux is still built and
+    validated, in the work folder, which is then removed."""
     from cpf_deposit.ledger import open_ledger
     from cpf_deposit.staging import end_run, start_run
 
@@ -283,9 +309,9 @@ def run_pipeline(
     try:
         out["extract"] = extract_step(config, source, window, work, start.run_id)
         out["gate"] = gate_step(config, source, work, start.run_id, today)
-        out["delta"] = delta_step(config, ledger, work, start.run_id, dry_run)
+        out["delta"] = delta_step(config, ledger, work, start.run_id, dry_run, certifications)
+        out["build"] = [build_step(config, work, c) for c in out["delta"]["chunks"]]
         if not dry_run and out["delta"]["selected"]:
-            out["build"] = build_step(config, work)
             out["stage"] = stage_step(config, ledger, work, start.run_id)
         failed = False
     finally:
@@ -330,6 +356,24 @@ def _write_private_parquet(frame, path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         frame.to_parquet(fh, index=False)
+
+
+def _write_chunks(passages, folder: Path, size: int) -> dict[str, int]:
+    """Cut a stream into Parquet chunks of at most ``size`` passages: {chunk: count}."""
+    from itertools import chain, islice
+
+    from cpf_deposit.passage_io import write_passages
+
+    _private_dir(folder)
+    for stale in folder.glob("*.parquet"):
+        stale.unlink()
+    it = iter(passages)
+    counts: dict[str, int] = {}
+    while (first := next(it, None)) is not None:
+        name = f"{len(counts):04d}"
+        block = chain([first], islice(it, size - 1))  # streamed, never held whole
+        counts[name] = write_passages(block, folder / f"{name}.parquet")
+    return counts
 
 
 def _write_private_text(path: Path, text: str) -> None:

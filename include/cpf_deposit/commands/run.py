@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     when.add_argument("--academic-year", type=int, metavar="YEAR", help="2023 for 2023-2024")
     when.add_argument("--from", dest="date_from", type=_date, metavar="DATE")
     p.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="exclusive")
+    p.add_argument(
+        "--certification",
+        action="append",
+        metavar="CODE",
+        help="only this certification (RNCP34034, RS5875); repeat for several",
+    )
     p.add_argument("--dry-run", action="store_true", help="everything but claiming and staging")
     p.set_defaults(func=run)
 
@@ -48,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     try:
-        out = run_pipeline(config, args.source, window, dry_run=args.dry_run)
+        certifications = frozenset(args.certification) if args.certification else None
+        out = run_pipeline(
+            config, args.source, window, dry_run=args.dry_run, certifications=certifications
+        )
     except PipelineError as exc:
         print(f"cpf-deposit run: stopped, {exc}")
         return EXIT_DATA
