@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Throwaway ledgers (SQLite template, PostgreSQL databases) shared by the ledger,
+# receipts and pipeline tests.
+pytest_plugins = ["tests.ledger_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE_CDC = SHARED / "reference" / "cdc"

@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "cpf_deposit.commands.run",
     "cpf_deposit.commands.deposited",
     "cpf_deposit.commands.simulate_cdc",
+    "cpf_deposit.commands.ingest_receipts",
+    "cpf_deposit.commands.report",
 )
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2

@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from ledger_helpers import HERE, ids_in_outbox, passages, run_pipeline
 from sqlalchemy import select
 
 from cpf_deposit.flux.writer import Header, write_flux
 from cpf_deposit.ledger import ClaimLost, FileStatus, Status, passage_counts, select_delta
 from cpf_deposit.ledger.schema import ledger_file
 from cpf_deposit.staging import FAULT_ENV, MANIFEST_SUFFIX, IdCollector, stage, start_run
+from tests.ledger_helpers import HERE, ids_in_outbox, passages, run_pipeline
 
 N = 30
 # point -> (files the recovery completes, claims it releases); files hold 4 passages,

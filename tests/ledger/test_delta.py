@@ -9,7 +9,6 @@ import sys
 from collections import Counter
 
 import pytest
-from ledger_helpers import HERE, SLOW_ENV, ids_in_outbox, passages, run_pipeline
 
 from cpf_deposit.ledger import (
     Reason,
@@ -23,6 +22,7 @@ from cpf_deposit.ledger import (
     select_delta,
 )
 from cpf_deposit.staging import start_run
+from tests.ledger_helpers import HERE, SLOW_ENV, ids_in_outbox, passages, run_pipeline
 
 
 def _deposit_all(ledger, staged):

@@ -7,9 +7,9 @@ import datetime as dt
 import re
 
 import pytest
-from ledger_helpers import make_passage
 
 from cpf_deposit.ledger.ids import data_hash, make_technical_id, technical_id_of
+from tests.ledger_helpers import make_passage
 
 KEY = bytes(range(32))
 BASE = ("APOGEE", "20231234-DIP-1-2023", "RNCP", "RNCP24514")

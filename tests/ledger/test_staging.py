@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ledger_helpers import ids_in_outbox, passages, run_pipeline
 from sqlalchemy import select
 
 from cpf_deposit import cli
@@ -31,6 +30,7 @@ from cpf_deposit.staging import (
     purge,
     record_deposit,
 )
+from tests.ledger_helpers import ids_in_outbox, passages, run_pipeline
 
 
 def _outbox(config):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from source_helpers import build_apogee
+
+from tests.sources.source_helpers import build_apogee
 
 
 @pytest.fixture

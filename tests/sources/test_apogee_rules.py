@@ -7,11 +7,11 @@ import datetime as dt
 
 import pyarrow.parquet as pq
 import sqlglot
-from source_helpers import PERSON, jury, result
 
 from cpf_deposit.passage_io import read_passages
 from cpf_deposit.sources.extract import extract
 from cpf_deposit.sources.sql import load_sql, prepare_sql
+from tests.sources.source_helpers import PERSON, jury, result
 
 WINDOW = (dt.date(2021, 7, 1), dt.date(2026, 12, 31))
 

@@ -8,13 +8,13 @@ import sqlite3
 
 import pytest
 import sqlglot
-from source_helpers import PERSON, jury, result
 
 from cpf_deposit.commands import extract as extract_command
 from cpf_deposit.passage_io import read_passages
 from cpf_deposit.sources.canonical import COLUMN_NAMES
 from cpf_deposit.sources.extract import extract
 from cpf_deposit.sources.sql import SOURCE_DIALECT, load_sql
+from tests.sources.source_helpers import PERSON, jury, result
 
 
 @pytest.mark.parametrize("system", sorted(SOURCE_DIALECT))

@@ -482,18 +482,42 @@ def mark_file_rejected(
     """The CDC refused the whole file (XSD errors): all its pending passages go again."""
     at = at or utcnow()
     with ledger.begin() as conn:
-        rec = _receipt_file(conn, id_flux, at)
-        ids = conn.execute(
-            select(S.technical_id).where(S.id_flux == id_flux, S.status == Status.PENDING)
-        ).scalars()
-        out = _decide_in(conn, id_flux, dict.fromkeys(ids, reason), Status.FILE_REJECTED, at)
-        conn.execute(
-            update(ledger_file)
-            .where(F.id_flux == id_flux)
-            .values(status=FileStatus.FILE_REJECTED, reason=reason, updated_at=at)
-        )
+        out = apply_file_rejection(conn, id_flux, reason, at)
+    return out
+
+
+def apply_file_rejection(conn: Connection, id_flux: str, reason: str, at: dt.datetime) -> Outcome:
+    """:func:`mark_file_rejected` inside the caller's transaction."""
+    rec = _receipt_file(conn, id_flux, at)
+    ids = conn.execute(
+        select(S.technical_id).where(S.id_flux == id_flux, S.status == Status.PENDING)
+    ).scalars()
+    out = _decide_in(conn, id_flux, dict.fromkeys(ids, reason), Status.FILE_REJECTED, at)
+    conn.execute(
+        update(ledger_file)
+        .where(F.id_flux == id_flux)
+        .values(status=FileStatus.FILE_REJECTED, reason=reason, updated_at=at)
+    )
     log.info("file %s rejected by the CDC: %d passage(s)", rec.file_name, out.applied)
     return out
+
+
+def apply_receipt_results(
+    conn: Connection,
+    id_flux: str,
+    accepted: Mapping[str, str | None],
+    rejected: Mapping[str, str],
+    at: dt.datetime,
+) -> tuple[Outcome, Outcome]:
+    """A per-passage receipt, both sections, inside the caller's (single) transaction.
+
+    ``accepted`` maps idTechnique to a reason kept on the sending (None, or the
+    "existe déjà en base" message); ``rejected`` to the rejection reason.
+    """
+    _receipt_file(conn, id_flux, at)
+    ok = _decide_in(conn, id_flux, accepted, Status.ACCEPTED, at)
+    ko = _decide_in(conn, id_flux, rejected, Status.REJECTED, at)
+    return ok, ko
 
 
 # --------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ import shutil
 import uuid
 
 import pytest
-from ledger_helpers import write_config
 from sqlalchemy import create_engine, text
 
 from cpf_deposit.config import load_config
 from cpf_deposit.ledger import open_ledger
+from tests.ledger_helpers import write_config
 
 PG_SERVER = os.environ.get("CPF_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 TABLES = ("ledger_sending", "ledger_passage", "ledger_file", "ledger_run")
