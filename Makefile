@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: help install services demo test lint format bench quality-report docs clean
+.PHONY: help install services demo airflow test lint format bench quality-report docs clean
 
 help:
-	@echo "make demo    install, then run the main job on the embedded default"
+	@echo "make demo    install, then run the whole loop on the embedded default (var/)"
+	@echo "make airflow then browse the same state in airflow standalone (localhost:8080)"
 	@echo "make test    install, then run the whole suite (ruff lint + format check + pytest)"
 	@echo "make bench   measure the pipeline at national scale (prints figures)"
 	@echo "make quality-report  score the identity gate on the demo database"
@@ -26,8 +27,20 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
 install: $(STAMP)
 
+# The embedded default: everything under var/ (demo database, ledger, Airflow home).
+DEMO_ENV = CPF_DEPOSIT_HOME=$(CURDIR) \
+	AIRFLOW_HOME=$(CURDIR)/var/airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW_CONN_APOGEE_DB=sqlite://$(CURDIR)/var/demo/apogee.sqlite
+
 demo: $(STAMP)
-	$(BIN)/cpf-deposit demo
+	$(DEMO_ENV) $(BIN)/cpf-deposit demo
+
+# Browse the demo's runs, the required actions (deposit) and the dashboard.
+airflow: $(STAMP)
+	$(DEMO_ENV) AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

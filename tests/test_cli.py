@@ -33,14 +33,6 @@ def test_console_script_is_installed_and_answers_help():
     assert exe.returncode == 0 and "build" in exe.stdout
 
 
-def test_demo_builds_and_validates(isolated_home, capsys):
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "5 passages written, 0 refused, all files valid" in out
-    files = list((isolated_home / "var" / "work" / "flux").glob("CPF_0720916E_01BJD364_*.xml"))
-    assert len(files) == 1 and str(files[0]) in out
-
-
 def test_build_from_parquet_writes_valid_files(isolated_home, tmp_path, capsys):
     src = tmp_path / "passages.parquet"
     write_passages(sample_passages(), src)
@@ -64,7 +56,8 @@ def test_build_with_refused_passage_exits_1_and_names_it(isolated_home, tmp_path
     [
         ["build", "missing.parquet"],
         ["validate", "missing.xml"],
-        ["--config", "missing.yaml", "demo"],
+        ["--config", "missing.yaml", "build", "x.parquet"],
+        ["demo", "--dags", "nowhere"],
     ],
 )
 def test_usage_and_config_errors_exit_2(isolated_home, argv, capsys):

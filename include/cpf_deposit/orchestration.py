@@ -185,3 +185,43 @@ def log_failure(context) -> None:
         context.get("run_id"),
         getattr(ti, "try_number", "?"),
     )
+
+
+def ingest_receipts() -> dict[str, Any]:
+    """Ingest every receipt of the inbox into the ledger (receipts DAG, first task)."""
+    from cpf_deposit.ledger import open_ledger
+    from cpf_deposit.receipts.ingest import ingest_inbox
+
+    config = load_config()
+    ledger = open_ledger(config)
+    try:
+        report = ingest_inbox(ledger, config)
+    finally:
+        ledger.dispose()
+    return {
+        "receipts": [r.as_dict() for r in report.results],
+        "accepted": report.accepted,
+        "problem": report.problem,
+    }
+
+
+def reconcile_and_report() -> dict[str, Any]:
+    """Rates, worklist and HTML report from the ledger (receipts DAG, second task)."""
+    from cpf_deposit.ledger import open_ledger
+    from cpf_deposit.receipts.report import write_report
+
+    config = load_config()
+    ledger = open_ledger(config)
+    try:
+        files = write_report(ledger, config)
+    finally:
+        ledger.dispose()
+    rec = files.reconciliation
+    return {
+        "rate": rec.rate,
+        "processed": rec.processed,
+        "report": str(files.html),
+        "worklist_csv": str(files.worklist_csv),
+        "worklist_xlsx": str(files.worklist_xlsx),
+        "to_fix": files.to_fix,
+    }

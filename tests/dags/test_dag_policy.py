@@ -35,7 +35,9 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"cpf_deposit_apogee_nightly", "cpf_deposit_apogee_annual"} <= set(dagbag.dags)
+    assert {"cpf_deposit_apogee_nightly", "cpf_deposit_apogee_annual", "cpf_receipts"} <= set(
+        dagbag.dags
+    )
 
 
 def _dags(dagbag):

@@ -1,39 +1,33 @@
-"""``cpf-deposit demo``: the main job on the embedded default, for a first look."""
+"""``cpf-deposit demo``: the whole loop through the real DAGs, on the embedded default."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from cpf_deposit.commands import config_from
+from cpf_deposit.cli import EXIT_OK, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the main job on the embedded default (demo data, local folders)",
-        description="Build a flux from the built-in demo passages with the example "
-        "config, validate it, and print where it is and what it holds.",
+        help="run the whole loop on the embedded default (demo database, local folders)",
+        description="Generate the demo Apogée database, run the annual deposit DAG for "
+        "every academic year since 2020-2021 with dag.test(), record the deposits, play "
+        "the CDC, run the receipts DAG, and print the reconciliation rate and where the "
+        "flux files, quarantine, worklist and report are. Everything goes under var/.",
     )
+    p.add_argument("--dags", type=Path, default=Path("dags"), help="DAG folder (default: dags)")
+    p.add_argument("--graduates", type=int, default=5000, metavar="N")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cpf_deposit.commands.build import print_build
-    from cpf_deposit.flux.build import build_flux
-    from cpf_deposit.flux.writer import Header
-    from cpf_deposit.samples import sample_passages
+    from cpf_deposit.demo.loop import print_summary, run_demo
 
-    config = config_from(args)
-    out = config.paths.work / "flux"
-    print(f"Institution: {config.institution_name} (UAI {config.uai}), demo passages")
-    result = build_flux(
-        sample_passages(),
-        Header.from_config(config),
-        out,
-        tz=config.tz,
-        xsd_path=config.xsd_path,
-        max_bytes=config.limits.max_file_bytes,
-        max_passages=config.limits.max_passages_per_file,
-        parallel=False,
-    )
-    return print_build(result)
+    if not (args.dags / "cpf_deposit.py").is_file():
+        raise UsageError(f"no deposit DAG in {args.dags}: run from the repository root")
+    if args.config:
+        raise UsageError("the demo runs on the embedded default: drop --config")
+    print_summary(run_demo(Path.cwd(), args.dags, args.graduates))
+    return EXIT_OK
