@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: help install services demo airflow test lint format bench quality-report docs clean
+.PHONY: help install services demo airflow oracle-init test lint format bench quality-report docs clean
 
 help:
 	@echo "make demo    install, then run the whole loop on the embedded default (var/)"
@@ -62,6 +62,13 @@ bench: $(STAMP)
 # The identity gate on a demo database, scored against the injected-error ground truth.
 quality-report: $(STAMP)
 	$(BIN)/python -m cpf_deposit.quality.report --graduates 20000 --seed 42
+
+# Demo Apogée schema and data for `docker compose --profile oracle up`.
+oracle-init: $(STAMP)
+	$(BIN)/python -c "import tempfile; from cpf_deposit.demo.build import write_demo; \
+	from cpf_deposit.demo.oracle import write_oracle_script as w; \
+	f = write_demo(tempfile.mkdtemp(), 2000, 2021); \
+	print(w(f.apogee, 'include/deploy/oracle-init/10-apogee-demo.sql'), 'statements')"
 
 # Regenerate the table of docs/passage-model.md from the model's field table.
 docs: $(STAMP)

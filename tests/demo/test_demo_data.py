@@ -180,3 +180,27 @@ def test_birth_dates_spread_over_leap_years_too():
     # About 1/366 of leap-year births fall on 1 January, not all of them.
     assert leap.sum() > 1000
     assert jan_first[leap].mean() < 0.02
+
+
+def test_oracle_script_is_oracle_sql_with_every_row(tmp_path):
+    import sqlite3
+
+    import sqlglot
+
+    from cpf_deposit.demo.build import write_demo
+    from cpf_deposit.demo.oracle import oracle_statements, write_oracle_script
+
+    files = write_demo(tmp_path / "demo", 40, seed=3)
+    out = tmp_path / "oracle.sql"
+    count = write_oracle_script(files.apogee, out)
+    conn = sqlite3.connect(files.apogee)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    rows = sum(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables)
+    assert count == len(tables) + rows
+    text = out.read_text(encoding="utf-8")
+    assert "ALTER SESSION SET CONTAINER = FREEPDB1;" in text and text.endswith("COMMIT;\n")
+    # Every statement but the (many) commune rows parses as Oracle SQL.
+    for stmt in oracle_statements(files.apogee):
+        if not stmt.startswith("INSERT INTO commune"):
+            sqlglot.parse_one(stmt, read="oracle")
+    assert "DATE '" in text and "''" in text  # typed dates, quotes doubled (N'DIAYE...)
