@@ -11,12 +11,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from contextlib import contextmanager
 from typing import Any
 
 from cpf_deposit.config import load_config
 from cpf_deposit.pipeline import PipelineError, Window
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _ledger(config):
+    from cpf_deposit.ledger import open_ledger
+
+    ledger = open_ledger(config)
+    try:
+        yield ledger
+    finally:
+        ledger.dispose()
+
+
 NIGHTLY_LOOKBACK_DAYS = 400  # juries publish late; the ledger makes a wide window free
 _CODE = re.compile(r"(RNCP|RS)[0-9]+")
 
@@ -44,7 +58,6 @@ def plan(
     dry_run, lookback_days); a scheduled run takes its window from ``logical_date``.
     A manual or asset-triggered run has no logical date: it uses ``now``.
     """
-    from cpf_deposit.ledger import open_ledger
     from cpf_deposit.staging import start_run
 
     now = now or dt.datetime.now(dt.UTC)
@@ -64,8 +77,7 @@ def plan(
     if bad:
         raise PipelineError(f"certification codes of the wrong shape: {', '.join(bad)}")
     config = load_config()
-    ledger = open_ledger(config)
-    try:
+    with _ledger(config) as ledger:
         started = start_run(
             ledger,
             config,
@@ -74,8 +86,6 @@ def plan(
             params={"source": source, **window.clipped.as_dict(), "codes": codes},
             bound_to_process=False,
         )
-    finally:
-        ledger.dispose()
     return {
         "run_id": started.run_id,
         "source": source,
@@ -93,7 +103,6 @@ def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
     from pathlib import Path
 
     from cpf_deposit import pipeline
-    from cpf_deposit.ledger import open_ledger
 
     config = load_config()
     source = pipeline.source_of(config, run["source"])
@@ -108,39 +117,31 @@ def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
         return pipeline.gate_step(config, source, work, run["run_id"])
     if step == "build":
         return pipeline.build_step(config, work, kwargs["chunk"])
-    ledger = open_ledger(config)
-    try:
+    if step == "stage" and run["dry_run"]:
+        return {"staged": [], "notification": {"subject": "", "body": ""}}
+    with _ledger(config) as ledger:
         if step == "delta":
             codes = frozenset(run["certifications"]) or None
             return pipeline.delta_step(
                 config, ledger, work, run["run_id"], run["dry_run"], certifications=codes
             )
         if step == "stage":
-            if run["dry_run"]:
-                return {"staged": [], "notification": {"subject": "", "body": ""}}
             return pipeline.stage_step(config, ledger, work, run["run_id"])
-    finally:
-        ledger.dispose()
     raise ValueError(f"unknown step {step!r}")
 
 
 def finish(run: dict[str, Any], failed: bool) -> int:
     """End the run: unstaged claims go back to the ledger; the work folder (personal
     data) is removed unless the run failed (kept for diagnosis, purged later)."""
-    from cpf_deposit.ledger import open_ledger
     from cpf_deposit.staging import end_run
 
     config = load_config()
-    ledger = open_ledger(config)
-    try:
+    with _ledger(config) as ledger:
         return end_run(ledger, config, run["run_id"], failed=failed)
-    finally:
-        ledger.dispose()
 
 
 def record_deposits(staged: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
     """Record who deposited the staged files, from the human-in-the-loop answer."""
-    from cpf_deposit.ledger import open_ledger
     from cpf_deposit.staging import record_deposit
 
     user = response.get("responded_by_user") or {}
@@ -150,14 +151,11 @@ def record_deposits(staged: dict[str, Any], response: dict[str, Any]) -> dict[st
     at = response.get("responded_at")
     when = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
     config = load_config()
-    ledger = open_ledger(config)
-    recorded = []
-    try:
-        for f in staged.get("staged", []):
-            rec = record_deposit(ledger, config, f["file_name"], by, at=when)
-            recorded.append(rec.file_name)
-    finally:
-        ledger.dispose()
+    with _ledger(config) as ledger:
+        recorded = [
+            record_deposit(ledger, config, f["file_name"], by, at=when).file_name
+            for f in staged.get("staged", [])
+        ]
     return {"deposited": recorded, "by": by}
 
 
@@ -189,15 +187,11 @@ def log_failure(context) -> None:
 
 def ingest_receipts() -> dict[str, Any]:
     """Ingest every receipt of the inbox into the ledger (receipts DAG, first task)."""
-    from cpf_deposit.ledger import open_ledger
     from cpf_deposit.receipts.ingest import ingest_inbox
 
     config = load_config()
-    ledger = open_ledger(config)
-    try:
+    with _ledger(config) as ledger:
         report = ingest_inbox(ledger, config)
-    finally:
-        ledger.dispose()
     return {
         "receipts": [r.as_dict() for r in report.results],
         "accepted": report.accepted,
@@ -205,17 +199,13 @@ def ingest_receipts() -> dict[str, Any]:
     }
 
 
-def reconcile_and_report() -> dict[str, Any]:
+def reconcile_and_report(config=None) -> dict[str, Any]:
     """Rates, worklist and HTML report from the ledger (receipts DAG, second task)."""
-    from cpf_deposit.ledger import open_ledger
     from cpf_deposit.receipts.report import write_report
 
-    config = load_config()
-    ledger = open_ledger(config)
-    try:
+    config = config or load_config()
+    with _ledger(config) as ledger:
         files = write_report(ledger, config)
-    finally:
-        ledger.dispose()
     rec = files.reconciliation
     return {
         "rate": rec.rate,

@@ -206,9 +206,7 @@ def build_step(config: Config, work: Path, chunk: str) -> dict[str, Any]:
     step, another task, record it without parsing it again."""
     import json
 
-    from cpf_deposit.flux.build import build_flux
-    from cpf_deposit.flux.writer import Header, Refusal
-    from cpf_deposit.passage_io import read_passages
+    from cpf_deposit.flux.build import build_from_file
     from cpf_deposit.staging import IdCollector
 
     _private_dir(work / FLUX_DIR)
@@ -216,24 +214,8 @@ def build_step(config: Config, work: Path, chunk: str) -> dict[str, Any]:
     for stale in flux_dir.iterdir():  # a retried task starts clean
         stale.unlink()
     ids = IdCollector()
-    refused_rows: list[Refusal] = []
-
-    def passages():
-        for item in read_passages(work / SELECTED / f"{chunk}.parquet"):
-            if isinstance(item, Refusal):
-                refused_rows.append(item)
-            else:
-                yield item
-
-    result = build_flux(
-        passages(),
-        Header.from_config(config),
-        flux_dir,
-        tz=config.tz,
-        xsd_path=config.xsd_path,
-        max_bytes=config.limits.max_file_bytes,
-        max_passages=config.limits.max_passages_per_file,
-        on_passage=ids,
+    result, refused_rows = build_from_file(
+        work / SELECTED / f"{chunk}.parquet", config, flux_dir, on_passage=ids
     )
     for wf in result.files:
         _write_private_text(wf.path.with_suffix(".json"), json.dumps(wf.summary()))

@@ -24,9 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cpf_deposit.flux.build import build_flux
-    from cpf_deposit.flux.writer import Header, Refusal
-    from cpf_deposit.passage_io import read_passages
+    from cpf_deposit.flux.build import build_from_file
 
     config = config_from(args)
     if not args.input.is_file():
@@ -34,24 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input.suffix.lower() not in (".csv", ".parquet"):
         raise UsageError(f"{args.input.name}: expected a .csv or .parquet file")
     out = args.out or config.paths.work / "flux"
-    unreadable: list[Refusal] = []
-
-    def passages():
-        for item in read_passages(args.input):
-            if isinstance(item, Refusal):
-                unreadable.append(item)
-            else:
-                yield item
-
-    result = build_flux(
-        passages(),
-        Header.from_config(config),
-        out,
-        tz=config.tz,
-        xsd_path=config.xsd_path,
-        max_bytes=config.limits.max_file_bytes,
-        max_passages=config.limits.max_passages_per_file,
-    )
+    result, unreadable = build_from_file(args.input, config, out)
     return print_build(result, unreadable)
 
 

@@ -110,22 +110,14 @@ def simulate_cdc(config, files: list[Path]) -> None:
 
 
 def summary(config) -> dict:
-    from cpf_deposit.ledger import open_ledger
-    from cpf_deposit.receipts.report import write_report
+    from cpf_deposit.orchestration import reconcile_and_report
 
-    ledger = open_ledger(config)
-    try:
-        files = write_report(ledger, config)
-    finally:
-        ledger.dispose()
-    rec = files.reconciliation
+    out = reconcile_and_report(config)
     return {
-        "rate": rec.rate,
-        "processed": rec.processed,
+        **out,
         "flux": sorted(str(p) for p in Path(config.paths.archive).glob("CPF_*.xml")),
         "quarantine": str(config.paths.quarantine),
-        "worklist": str(files.worklist_xlsx),
-        "report": str(files.html),
+        "worklist": out["worklist_xlsx"],
     }
 
 

@@ -91,3 +91,35 @@ def build_flux(
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
     return BuildResult(batch, reports)
+
+
+def build_from_file(
+    source: Path, config, out_dir: Path, *, on_passage=None, parallel: bool = True
+) -> tuple[BuildResult, list]:
+    """Build and validate the flux of a canonical passages file (CSV or Parquet) with
+    the institution's header and limits. Returns the result and the rows that could not
+    be read as passages (refusals naming the row and the field)."""
+    from cpf_deposit.flux.writer import Refusal
+    from cpf_deposit.passage_io import read_passages
+
+    unreadable: list[Refusal] = []
+
+    def passages():
+        for item in read_passages(source):
+            if isinstance(item, Refusal):
+                unreadable.append(item)
+            else:
+                yield item
+
+    result = build_flux(
+        passages(),
+        Header.from_config(config),
+        out_dir,
+        tz=config.tz,
+        xsd_path=config.xsd_path,
+        max_bytes=config.limits.max_file_bytes,
+        max_passages=config.limits.max_passages_per_file,
+        on_passage=on_passage,
+        parallel=parallel,
+    )
+    return result, unreadable
