@@ -32,10 +32,13 @@ FRANCE = "100"
 
 def normalise_label(label: str) -> str:
     """Comparison key of a place label: upper-case ASCII words, ST/STE spelled out."""
-    text = unicodedata.normalize("NFKD", label.translate(_LIGATURES))
-    text = "".join(c for c in text if not unicodedata.combining(c)).upper()
+    if label.isascii():  # no ligature, accent or combining mark: the same key, faster
+        text = label.upper()
+    else:
+        text = unicodedata.normalize("NFKD", label.translate(_LIGATURES))
+        text = "".join(c for c in text if not unicodedata.combining(c)).upper()
     words = _NON_ALNUM.sub(" ", text).split()
-    return " ".join(_TOKENS.get(w, w) for w in words)
+    return " ".join([_TOKENS.get(w, w) for w in words])
 
 
 def insee_departments(source_code: str | None) -> tuple[str, ...]:
@@ -114,7 +117,18 @@ class BirthplaceResolver:
     def __init__(self, index: CommuneIndex | None = None):
         self.index = index or CommuneIndex.offline()
         self.countries = countries()
-        self.resolve = lru_cache(maxsize=200_000)(self._resolve)
+        self.resolve = lru_cache(maxsize=50_000)(self._resolve)
+        self._found: dict[tuple[str, str | None], set[str]] = {}  # label search, by département
+
+    def _find(self, city: str, department: str | None) -> set[str]:
+        """Communes matching ``city`` in the département (cached: the costly part)."""
+        key = (city, department)
+        found = self._found.get(key)
+        if found is None:
+            if len(self._found) >= 100_000:  # bounded memory: start again
+                self._found.clear()
+            found = self._found[key] = self.index.find(city, insee_departments(department))
+        return found
 
     def _resolve(
         self,
@@ -155,9 +169,9 @@ class BirthplaceResolver:
                 issue or "birthplace_missing",
                 message or "commune de naissance absente : lieu non transmis",
             )
-        found = self.index.find(city, insee_departments(department))
+        found = self._find(city, department)
         if len(found) == 1:
-            return Birthplace(found.pop(), city, None, issue, message)
+            return Birthplace(next(iter(found)), city, None, issue, message)
         if not found:
             dep = f" dans le département {department}" if department else ""
             return Birthplace(

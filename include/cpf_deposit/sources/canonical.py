@@ -8,7 +8,9 @@ typed: source codes, not CDC codes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +73,33 @@ def arrow_schema():
     return pa.schema([(c.name, types[c.type]) for c in CANONICAL_COLUMNS])
 
 
-def _column(values: tuple, type_):
-    """One batch column to Arrow: dates may come as date, datetime or ISO text."""
+# One value per row: a dictionary page would only be built and dropped.
+UNIQUE_PER_ROW = frozenset(
+    {"source_record_key", "source_person_id", "student_number", "ine", "technical_id"}
+)
+
+
+def dictionary_columns(schema) -> list[str]:
+    """Columns worth dictionary encoding in Parquet: all but the per-row identifiers."""
+    return [name for name in schema.names if name not in UNIQUE_PER_ROW]
+
+
+def _column(values: Any, type_):
+    """One batch column to Arrow: dates may come as date, datetime or ISO text.
+
+    ``values`` is a sequence of Python values, or an Arrow array of the same values
+    (the SQLite transport of :mod:`cpf_deposit.sources.extract`).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     if not pa.types.is_date32(type_):
+        if isinstance(values, pa.Array):
+            return values if values.type == type_ else values.cast(type_)
         return pa.array(values, type=type_, from_pandas=False)
-    arr = pa.array(values)
+    arr = values if isinstance(values, pa.Array) else pa.array(values)
     if pa.types.is_null(arr.type):
         return arr.cast(type_)
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
@@ -87,7 +108,12 @@ def _column(values: tuple, type_):
 
 
 class CanonicalParquetWriter:
-    """Writes raw source rows (canonical column order) in row groups, column by column."""
+    """Writes raw source rows (canonical column order) in row groups, column by column.
+
+    :meth:`arrays` converts one fetched batch to Arrow once; the extraction writes those
+    arrays here (:meth:`write_arrays`) and hands them to the mapper, which takes the
+    passage's unchanged text columns from them.
+    """
 
     def __init__(self, fh, columns: list[str], chunk_rows: int = 50_000):
         import pyarrow.parquet as pq
@@ -97,29 +123,44 @@ class CanonicalParquetWriter:
         if missing:
             raise ValueError(f"the source query lacks canonical columns: {', '.join(missing)}")
         self.positions = [columns.index(c) for c in COLUMN_NAMES]
-        self.writer = pq.ParquetWriter(fh, self.schema)
+        self.writer = pq.ParquetWriter(
+            fh, self.schema, use_dictionary=dictionary_columns(self.schema)
+        )
         self.chunk_rows = chunk_rows
-        self.buffer: list[tuple] = []
+        self.pending: list = []
+        self.pending_rows = 0
         self.count = 0
 
-    def add_rows(self, rows: list[tuple]) -> None:
-        self.buffer.extend(rows)
-        if len(self.buffer) >= self.chunk_rows:
+    def arrays(self, columns: Sequence[Sequence[object]]) -> dict[str, Any]:
+        """One batch, given column by column in the source order, as canonical Arrow arrays."""
+        return {
+            name: _column(columns[pos], self.schema.field(i).type)
+            for i, (name, pos) in enumerate(zip(COLUMN_NAMES, self.positions, strict=True))
+        }
+
+    def write_arrays(self, arrays: Mapping[str, Any]) -> None:
+        import pyarrow as pa
+
+        table = pa.Table.from_arrays([arrays[c] for c in COLUMN_NAMES], schema=self.schema)
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= self.chunk_rows:
             self.flush()
+
+    def add_rows(self, rows: list[tuple]) -> None:
+        """Rows as the cursor returns them (tuples in the source column order)."""
+        if rows:
+            self.write_arrays(self.arrays(list(zip(*rows, strict=True))))
 
     def flush(self) -> None:
         import pyarrow as pa
 
-        columns = list(zip(*self.buffer, strict=True)) if self.buffer else None
-        arrays = [
-            _column(columns[pos] if columns else (), self.schema.field(i).type)
-            for i, pos in enumerate(self.positions)
-        ]
-        self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-        self.count += len(self.buffer)
-        self.buffer = []
+        table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
+        self.writer.write_table(table)
+        self.count += self.pending_rows
+        self.pending, self.pending_rows = [], 0
 
     def close(self) -> None:
-        if self.buffer or self.count == 0:
+        if self.pending or self.count == 0:
             self.flush()
         self.writer.close()
