@@ -46,12 +46,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The tests use a real PostgreSQL (ledger, extraction); this machine kind ships one
-# at 127.0.0.1:5432 but CI may find it stopped.
+# The tests use a real PostgreSQL (ledger, extraction), which this machine kind ships
+# at 127.0.0.1:5432 but CI may find stopped, and Debian's Chromium for the UI test.
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -n 1) main start
 	@pg_isready -h 127.0.0.1 -p 5432
+	@command -v chromium >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 test: lint services
 	$(BIN)/python -m pytest -n 2 -q

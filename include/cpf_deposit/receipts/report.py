@@ -79,14 +79,16 @@ def rate_chart(months: pd.DataFrame, width: int = 720, height: int = 280) -> str
             f"{round(v * 100)} %</text>"
         )
         v += step
-    for value, label, colour in (
-        (CDC_THRESHOLD, "seuil CDC 90 %", "#c0392b"),
-        (NATIONAL_AVERAGE, "moyenne nationale 92,25 %", "#2c7fb8"),
+    # The two lines are close: the threshold's label goes under its line, the
+    # average's above, so they never overlap.
+    for value, label, colour, dy in (
+        (CDC_THRESHOLD, "seuil CDC 90 %", "#c0392b", 13),
+        (NATIONAL_AVERAGE, "moyenne nat. 92,25 %", "#2c7fb8", -4),
     ):
         parts.append(
             f'<line x1="{left}" x2="{left + pw}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
             f'stroke="{colour}" stroke-dasharray="6 4" stroke-width="1.5"/>'
-            f'<text x="{left + pw + 6}" y="{y(value) + 4:.1f}" font-size="11" '
+            f'<text x="{left + pw + 6}" y="{y(value) + dy:.1f}" font-size="11" '
             f'fill="{colour}">{_e(label)}</text>'
         )
     n = len(data)
