@@ -75,3 +75,16 @@ def config_path(tmp_path):
 @pytest.fixture
 def config(config_path):
     return load_config(config_path)
+
+
+@pytest.fixture
+def sqlite_ledger(config, sqlite_template):
+    """The config's own (default) SQLite ledger, so commands and apps that open the
+    ledger from the config see the same rows."""
+    from cpf_deposit.ledger.engine import default_sqlite_path
+
+    path = default_sqlite_path(config)
+    shutil.copyfile(sqlite_template, path)
+    led = open_ledger(url=f"sqlite:///{path}")
+    yield led
+    led.dispose()

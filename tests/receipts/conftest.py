@@ -1,6 +1,5 @@
-"""Receipt fixtures: the ledger tests' throwaway ledgers (SQLite, PostgreSQL), a config
-whose folders live in a temporary directory, and helpers that put files and passages
-in the ledger through the ledger's own functions."""
+"""Receipt helpers: put files and passages in the ledger through its own functions (the
+throwaway ledgers and the config come from tests/ledger_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -8,31 +7,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 from pathlib import Path
-
-import pytest
-
-
-@pytest.fixture
-def sqlite_ledger(config, sqlite_template):
-    """The config's own (default) SQLite ledger, so the commands see the same rows."""
-    import shutil
-
-    from cpf_deposit.ledger import open_ledger
-    from cpf_deposit.ledger.engine import default_sqlite_path
-
-    path = default_sqlite_path(config)
-    shutil.copyfile(sqlite_template, path)
-    led = open_ledger(url=f"sqlite:///{path}")
-    yield led
-    led.dispose()
-
-
-@pytest.fixture
-def config(tmp_path):
-    from cpf_deposit.config import load_config
-    from tests.ledger_helpers import write_config
-
-    return load_config(write_config(tmp_path / "var"))
 
 
 def deposit_file(

@@ -23,26 +23,9 @@ def source_key(i: int) -> str:  # tests.ledger_helpers.make_passage's source rec
 
 
 @pytest.fixture
-def config(tmp_path):
-    from cpf_deposit.config import load_config
-    from tests.ledger_helpers import write_config
-
-    return load_config(write_config(tmp_path / "var"))
-
-
-@pytest.fixture
-def ledger(config, sqlite_template):
-    """The config's own (default) SQLite ledger: the dashboard opens it from the config."""
-    import shutil
-
-    from cpf_deposit.ledger import open_ledger
-    from cpf_deposit.ledger.engine import default_sqlite_path
-
-    path = default_sqlite_path(config)
-    shutil.copyfile(sqlite_template, path)
-    led = open_ledger(url=f"sqlite:///{path}")
-    yield led
-    led.dispose()
+def ledger(sqlite_ledger):
+    """The config's own SQLite ledger: the dashboard opens it from the config."""
+    return sqlite_ledger
 
 
 @pytest.fixture
