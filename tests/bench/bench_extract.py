@@ -74,6 +74,7 @@ def run(n: int, demo: str | Path | None = None, out: str | Path | None = None) -
             demo_seconds = time.perf_counter() - started
         target = Path(out) if out else Path(tmp)
         figures = _extract(apogee, target / "out.parquet")
+    figures = {"benchmark": "extraction (demo Apogée, SQLite)", **figures}
     figures.update(graduates=n, demo_data_seconds=round(demo_seconds, 1))
     print(json.dumps(figures))
     return figures
