@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def _ledger(config):
+def ledger_session(config):
+    """The institution's ledger, disposed of when the block ends."""
     from cpf_deposit.ledger import open_ledger
 
     ledger = open_ledger(config)
@@ -77,7 +78,7 @@ def plan(
     if bad:
         raise PipelineError(f"certification codes of the wrong shape: {', '.join(bad)}")
     config = load_config()
-    with _ledger(config) as ledger:
+    with ledger_session(config) as ledger:
         started = start_run(
             ledger,
             config,
@@ -119,7 +120,7 @@ def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
         return pipeline.build_step(config, work, kwargs["chunk"])
     if step == "stage" and run["dry_run"]:
         return {"staged": [], "notification": {"subject": "", "body": ""}}
-    with _ledger(config) as ledger:
+    with ledger_session(config) as ledger:
         if step == "delta":
             codes = frozenset(run["certifications"]) or None
             return pipeline.delta_step(
@@ -136,7 +137,7 @@ def finish(run: dict[str, Any], failed: bool) -> int:
     from cpf_deposit.staging import end_run
 
     config = load_config()
-    with _ledger(config) as ledger:
+    with ledger_session(config) as ledger:
         return end_run(ledger, config, run["run_id"], failed=failed)
 
 
@@ -151,7 +152,7 @@ def record_deposits(staged: dict[str, Any], response: dict[str, Any]) -> dict[st
     at = response.get("responded_at")
     when = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
     config = load_config()
-    with _ledger(config) as ledger:
+    with ledger_session(config) as ledger:
         recorded = [
             record_deposit(ledger, config, f["file_name"], by, at=when).file_name
             for f in staged.get("staged", [])
@@ -190,7 +191,7 @@ def ingest_receipts() -> dict[str, Any]:
     from cpf_deposit.receipts.ingest import ingest_inbox
 
     config = load_config()
-    with _ledger(config) as ledger:
+    with ledger_session(config) as ledger:
         report = ingest_inbox(ledger, config)
     return {
         "receipts": [r.as_dict() for r in report.results],
@@ -204,7 +205,7 @@ def reconcile_and_report(config=None) -> dict[str, Any]:
     from cpf_deposit.receipts.report import write_report
 
     config = config or load_config()
-    with _ledger(config) as ledger:
+    with ledger_session(config) as ledger:
         files = write_report(ledger, config)
     rec = files.reconciliation
     return {

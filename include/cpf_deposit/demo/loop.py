@@ -77,18 +77,15 @@ def run_demo(home: Path, dags: Path, graduates: int = GRADUATES, today: dt.date 
 
 def record_pending_deposits(config) -> list[Path]:
     """What the person answering *await_deposit* does: record every staged file."""
-    from cpf_deposit.ledger import open_ledger
+    from cpf_deposit.orchestration import ledger_session
     from cpf_deposit.staging import pending_deposit, record_deposit
 
-    ledger = open_ledger(config)
-    paths = []
-    try:
-        for rec in pending_deposit(ledger):
-            done = record_deposit(ledger, config, rec.file_name, "Démonstration")
-            paths.append(_archived(config, done.file_name))
-    finally:
-        ledger.dispose()
-    return [p for p in paths if p is not None]
+    with ledger_session(config) as ledger:
+        done = [
+            record_deposit(ledger, config, rec.file_name, "Démonstration").file_name
+            for rec in pending_deposit(ledger)
+        ]
+    return [p for p in (_archived(config, name) for name in done) if p is not None]
 
 
 def _archived(config, file_name: str) -> Path | None:
