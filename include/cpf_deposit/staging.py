@@ -7,7 +7,7 @@ state the recovery step at the start of the next run can finish or undo without
 guessing: a BUILT file found in the outbox (or still in the run's work folder, with
 the recorded sha256) is completed; one found nowhere is aborted and its passages
 put back for the next run. After recovery, a file is in the outbox exactly when its
-passages are STAGED.
+ledger row, and so each of its passages, is STAGED.
 
 Deposit on the CDC portal is manual: :func:`notification_text` tells a person, and
 ``cpf-deposit deposited FILE --by NAME`` records it. Only counts, file names and

@@ -76,9 +76,10 @@ def _state(ledger, n: int) -> None:
                         certification_type="RNCP",
                         certification_code="RNCP24514",
                         action="CREATION",
-                        status=Status.DEPOSITED,
-                        sent_hash="h" * 32,
-                        id_flux=FLUX,
+                        status=Status.CLAIMED,  # in the deposited file
+                        claim_run="bench",
+                        claim_hash="h" * 32,
+                        claimed_at=now,
                         created_at=now,
                         updated_at=now,
                     )

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from cpf_deposit.flux.writer import WrittenFile
 from cpf_deposit.ledger import (
+    LedgerError,
     Reason,
     Status,
     changed_after_acceptance,
@@ -21,6 +25,7 @@ from cpf_deposit.ledger import (
     passage_counts,
     select_delta,
 )
+from cpf_deposit.ledger.status import record_file
 from cpf_deposit.staging import start_run
 from tests.ledger_helpers import HERE, SLOW_ENV, ids_in_outbox, passages, run_pipeline
 
@@ -157,3 +162,41 @@ def test_delta_streams_in_chunks_and_keeps_order(ledger, config):
     start = start_run(ledger, config, kind="test")
     chosen = list(select_delta(ledger, iter(cands), start.run_id, chunk=4))
     assert chosen == cands
+
+
+def test_a_conflicting_row_does_not_hold_back_the_rest_of_its_chunk(ledger, config):
+    """The fast insert fails on the mismatching row; the conflict-proof one takes the rest."""
+    a, b, c = passages(ledger.id_key, 0, 3)
+    run_pipeline(ledger, config, [a])
+    start = start_run(ledger, config, kind="test")
+    d = select_delta(ledger, [b, _retag(a, technical_id="T1-OTHER"), c], start.run_id)
+    assert list(d) == [b, c]
+    assert d.counts == {Reason.SENT_NEW: 2, Reason.ID_MISMATCH: 1}
+
+
+def test_changed_while_awaiting_the_cdc_is_listed_not_sent(ledger, config):
+    cands = passages(ledger.id_key, 0, 4)
+    _, _, (f,) = run_pipeline(ledger, config, cands, max_passages=10)
+    mark_deposited(ledger, f.id_flux, "Agent Test")
+    changed = [dataclasses.replace(p, birth_day=28) if p is cands[0] else p for p in cands]
+    _, d, staged = run_pipeline(ledger, config, changed)
+    assert staged == [] and d.counts == {Reason.PENDING: 3, Reason.CHANGED_WHILE_PENDING: 1}
+    assert d.listed[Reason.CHANGED_WHILE_PENDING] == [cands[0].technical_id]
+    assert passage_counts(ledger) == {Status.DEPOSITED: 4}
+
+
+def test_a_passage_is_never_in_two_files_awaiting_the_cdc(ledger, config):
+    """The pending-sending index refuses a second file before anything is staged."""
+    cands = passages(ledger.id_key, 0, 3)
+    start = start_run(ledger, config, kind="test")
+    ids = [p.technical_id for p in select_delta(ledger, cands, start.run_id)]
+    now = dt.datetime.now(dt.UTC)
+
+    def written(name):
+        return WrittenFile(Path(name), name, "h", passages=3, size=1, sha256="0" * 64)
+
+    with ledger.begin() as conn:
+        record_file(conn, start.run_id, written("A.xml"), ids, work_path="-", now=now)
+    with pytest.raises(LedgerError, match="already in another file"), ledger.begin() as conn:
+        record_file(conn, start.run_id, written("B.xml"), ids, work_path="-", now=now)
+    assert passage_counts(ledger) == {Status.BUILT: 3}

@@ -7,8 +7,17 @@ import datetime as dt
 import re
 
 import pytest
+from hypothesis import given, settings
 
-from cpf_deposit.ledger.ids import data_hash, make_technical_id, technical_id_of
+from cpf_deposit.ledger.ids import (
+    _hashed_parts,
+    _text,
+    data_hash,
+    make_technical_id,
+    technical_id_of,
+)
+from cpf_deposit.model import FIELDS, Kind
+from tests import strategies
 from tests.ledger_helpers import make_passage
 
 KEY = bytes(range(32))
@@ -98,3 +107,42 @@ def test_data_hash_is_keyed():
     p = make_passage(KEY, 1)
     assert data_hash(KEY, p) != data_hash(bytes(32), p)
     assert len(data_hash(KEY, p)) == 32
+
+
+def test_data_hash_is_pinned():
+    """Any change to the hashed text makes every passage in every ledger look changed."""
+    p = make_passage(KEY, 1)
+    assert data_hash(KEY, p) == "df5e2b52734fa5984bb4cc3b60d08e02"
+    q = dataclasses.replace(
+        p,
+        first_name_2="Zoé",
+        is_final=True,
+        digcomp_results=((1, "12", None),),
+        valid_until=dt.date(2030, 1, 1),
+    )
+    assert data_hash(KEY, q) == "b4c27f35744b25c9f5a17f385559509b"
+
+
+def _spelled(p) -> str:
+    """The hashed text as specified: name<RS>value of each known value, in name order."""
+    parts = []
+    for name in sorted(
+        f.name for f in FIELDS if f.kind is not Kind.INTERNAL and f.name != "technical_id"
+    ):
+        value = getattr(p, name)
+        if value is None or value == ():
+            continue
+        parts.append(f"{name}\x1e{_text(value)}")
+    return "\x1f".join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(strategies.passages(valid_only=False))
+def test_generated_hash_text_is_the_specified_one(p):
+    try:
+        expected = _spelled(p)
+    except TypeError:  # a value of no hashable type: refused the same way
+        with pytest.raises(TypeError):
+            _hashed_parts(p)
+        return
+    assert "\x1f".join(_hashed_parts(p)) == expected

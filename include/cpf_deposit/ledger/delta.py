@@ -9,7 +9,7 @@ the CDC's help).
 
 Claims are what make overlapping runs safe: a passage is sent by the run whose
 ``INSERT ... ON CONFLICT DO NOTHING`` (new) or ``UPDATE ... WHERE status IN
-(REJECTED, FILE_REJECTED)`` (resend) changed the row; any other run sees it BUILT.
+(REJECTED, FILE_REJECTED)`` (resend) changed the row; any other run sees it CLAIMED.
 The stream is processed in chunks, one short transaction each, so memory stays flat
 and other runs are never blocked for long.
 """
@@ -23,19 +23,29 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
-from sqlalchemy import and_, column, literal, or_, select, table, update
+from sqlalchemy import and_, column, exists, literal, or_, select, table, update
+from sqlalchemy.exc import IntegrityError
 
 from cpf_deposit.ledger.bulk import load_temp
 from cpf_deposit.ledger.engine import Ledger
 from cpf_deposit.ledger.ids import data_hash
 from cpf_deposit.ledger.runs import heartbeat
-from cpf_deposit.ledger.schema import Action, Status, ledger_passage
+from cpf_deposit.ledger.schema import (
+    RESENDABLE,
+    Action,
+    FileStatus,
+    Status,
+    ledger_file,
+    ledger_passage,
+    ledger_sending,
+)
 from cpf_deposit.ledger.status import utcnow
 from cpf_deposit.model import Passage
 
 log = logging.getLogger(__name__)
 P = ledger_passage.c
-CHUNK = 5_000
+CHUNK = 20_000
+ANALYZE_AFTER = 10_000  # new passages claimed by one run: statistics are stale
 
 
 class Reason:
@@ -94,6 +104,8 @@ class DeltaSelection:
         while batch := list(islice(it, self.chunk)):
             yield from self._select(batch)
         log.info("delta for run %s: %s", self.run_id, dict(self.counts))
+        if self.claim and self.counts[Reason.SENT_NEW] >= ANALYZE_AFTER:
+            self.ledger.analyze(ledger_passage.name)
 
     @property
     def sent(self) -> int:
@@ -138,171 +150,214 @@ class DeltaSelection:
         return [p for p in order if p.technical_id in chosen]
 
     def _claim(self, conn, rows: dict[str, tuple], now: dt.datetime) -> set[str]:
-        cols = (
-            "technical_id",
-            "data_hash",
-            "source_system",
-            "source_record_key",
-            "certification_type",
-            "certification_code",
-        )
-        load_temp(
-            conn,
-            "tmp_delta",
-            [(c, "VARCHAR(255)" + (" PRIMARY KEY" if c == "technical_id" else "")) for c in cols],
-            list(rows.values()),
-        )
-        d = table("tmp_delta", *(column(c) for c in cols))
-        known = {
-            r.technical_id: r
-            for r in conn.execute(
-                select(
-                    P.technical_id,
-                    P.status,
-                    P.sent_hash,
-                    P.claim_run,
-                    P.source_system,
-                    P.source_record_key,
-                    P.certification_type,
-                    P.certification_code,
-                ).where(P.technical_id.in_(select(d.c.technical_id)))
-            )
-        }
-        new: list[str] = []
+        """Decide on one chunk; claim what is sent (unless a dry run). The ids chosen.
+
+        New passages are inserted first, in one statement that skips the known ones:
+        when all are new (a first run over a window) nothing else is read.
+        """
+        load_temp(conn, "tmp_delta", TMP_COLUMNS, list(rows.values()))
+        inserted = self._insert_new(conn, now) if self.claim else set()
+        if inserted:
+            self.counts[Reason.SENT_NEW] += len(inserted)
+        if len(inserted) == len(rows):
+            return inserted
+        known = conn.execute(_known_query(self.run_id)).tuples().all()
         resend: dict[str, str] = {}
-        changed_accepted: list[str] = []
-        for tid, (_, h, *natural) in rows.items():
-            r = known.get(tid)
-            if r is None:
-                new.append(tid)
-            elif tuple(natural) != (
-                r.source_system,
-                r.source_record_key,
-                r.certification_type,
-                r.certification_code,
-            ):
+        changed_accepted = False
+        for tid, status, same_key, same_sent, same_claim, mine, file_status in known:
+            if tid in inserted:
+                continue
+            if not same_key:
                 self._note(Reason.ID_COLLISION, tid)
-            elif r.status == Status.BUILT:
-                self._note(
-                    Reason.DUPLICATE if r.claim_run == self.run_id else Reason.CLAIMED_ELSEWHERE,
-                    tid,
-                )
-            elif r.status == Status.ACCEPTED:
-                if h == r.sent_hash:
+            elif status == Status.CLAIMED:
+                if mine:
+                    self._note(Reason.DUPLICATE, tid)
+                elif file_status in (FileStatus.STAGED, FileStatus.DEPOSITED):
+                    self._note(Reason.PENDING if same_claim else Reason.CHANGED_WHILE_PENDING, tid)
+                else:
+                    self._note(Reason.CLAIMED_ELSEWHERE, tid)
+            elif status == Status.ACCEPTED:
+                if same_sent:
                     self._note(Reason.ACCEPTED, tid)
                 else:
                     self._note(Reason.CHANGED_AFTER_ACCEPTANCE, tid)
-                    changed_accepted.append(tid)
-            elif r.status in (Status.STAGED, Status.DEPOSITED):
-                self._note(
-                    Reason.PENDING if h == r.sent_hash else Reason.CHANGED_WHILE_PENDING, tid
-                )
-            elif r.status == Status.FILE_REJECTED:
+                    changed_accepted = True
+            elif status == Status.FILE_REJECTED:
                 resend[tid] = Reason.SENT_FILE_REJECTED
-            elif r.status == Status.REJECTED:
-                if h == r.sent_hash:
+            elif status == Status.REJECTED:
+                if same_sent:
                     self._note(Reason.REJECTED_UNCHANGED, tid)
                 else:
                     resend[tid] = Reason.SENT_CORRECTED
-        if changed_accepted and self.claim:
-            h_new = select(d.c.data_hash).where(d.c.technical_id == P.technical_id)
-            conn.execute(
-                update(ledger_passage)
-                .where(P.technical_id.in_(changed_accepted), P.status == Status.ACCEPTED)
-                .values(seen_hash=h_new.scalar_subquery(), seen_at=now)
-            )
+        seen = {row[0] for row in known}
+        new = [tid for tid in rows if tid not in inserted and tid not in seen]
         if not self.claim:  # dry run: report what would be sent, claim nothing
             for tid in new:
                 self._note(Reason.SENT_NEW, tid)
             for tid, why in resend.items():
                 self._note(why, tid)
             return set(new) | set(resend)
-        chosen = self._insert_new(conn, d, new, now) if new else set()
+        # Not inserted yet unknown: its natural key is in the ledger under another id.
         for tid in new:
-            if tid in chosen:
-                self._note(Reason.SENT_NEW, tid)
-        lost = [t for t in new if t not in chosen]
-        if lost:
-            taken = set(
-                conn.execute(select(P.technical_id).where(P.technical_id.in_(lost))).scalars()
-            )
-            for tid in lost:
-                self._note(Reason.CLAIMED_ELSEWHERE if tid in taken else Reason.ID_MISMATCH, tid)
+            self._note(Reason.ID_MISMATCH, tid)
+        if changed_accepted:
+            conn.execute(_see_changes_after_acceptance(now))
+        chosen = inserted
         if resend:
-            got = self._claim_resends(conn, d, list(resend), now)
+            got = set(conn.execute(self._claim_resends(now)).scalars())
             for tid, why in resend.items():
                 self._note(why if tid in got else Reason.CLAIMED_ELSEWHERE, tid)
-            chosen |= got
+            chosen |= got & set(resend)
         return chosen
 
-    def _insert_new(self, conn, d, new: list[str], now: dt.datetime) -> set[str]:
+    def _insert_new(self, conn, now: dt.datetime) -> set[str]:
+        """Claim the chunk's new passages; a row another run inserted first is skipped.
+
+        Why two tries: a plain INSERT is about twice as fast as ``ON CONFLICT DO
+        NOTHING`` on PostgreSQL, and a conflict needs another run claiming the same
+        new passages in the same instant. That rare case rolls back to a savepoint
+        and takes the slow, conflict-proof statement.
+        """
+        try:
+            with conn.begin_nested():
+                return set(conn.execute(self._new_rows(conn, now, on_conflict=False)).scalars())
+        except IntegrityError:
+            return set(conn.execute(self._new_rows(conn, now, on_conflict=True)).scalars())
+
+    def _new_rows(self, conn, now: dt.datetime, *, on_conflict: bool):
         if conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
         src = select(
-            d.c.technical_id,
-            d.c.source_system,
-            d.c.source_record_key,
-            d.c.certification_type,
-            d.c.certification_code,
+            D.technical_id,
+            D.source_system,
+            D.source_record_key,
+            D.certification_type,
+            D.certification_code,
             literal(Action.CREATION.value, P.action.type),
-            literal(Status.BUILT.value, P.status.type),
+            literal(Status.CLAIMED.value, P.status.type),
             literal(self.run_id, P.claim_run.type),
-            d.c.data_hash,
+            D.data_hash,
             literal(now, P.claimed_at.type),
             literal(now, P.created_at.type),
             literal(now, P.updated_at.type),
-        ).where(d.c.technical_id.in_(new))
-        stmt = (
-            insert(ledger_passage)
-            .from_select(
-                [
-                    "technical_id",
-                    "source_system",
-                    "source_record_key",
-                    "certification_type",
-                    "certification_code",
-                    "action",
-                    "status",
-                    "claim_run",
-                    "claim_hash",
-                    "claimed_at",
-                    "created_at",
-                    "updated_at",
-                ],
-                src,
-            )
-            .on_conflict_do_nothing()
-            .returning(ledger_passage.c.technical_id)
+        ).where(~exists().where(P.technical_id == D.technical_id))
+        stmt = insert(ledger_passage).from_select(
+            [
+                "technical_id",
+                "source_system",
+                "source_record_key",
+                "certification_type",
+                "certification_code",
+                "action",
+                "status",
+                "claim_run",
+                "claim_hash",
+                "claimed_at",
+                "created_at",
+                "updated_at",
+            ],
+            src,
         )
-        return set(conn.execute(stmt).scalars())
+        if on_conflict:
+            stmt = stmt.on_conflict_do_nothing()
+        return stmt.returning(P.technical_id)
 
-    def _claim_resends(self, conn, d, ids: list[str], now: dt.datetime) -> set[str]:
-        h_new = select(d.c.data_hash).where(d.c.technical_id == P.technical_id).scalar_subquery()
-        stmt = (
+    def _claim_resends(self, now: dt.datetime):
+        """Claim the chunk's rejected passages whose data changed, and those of refused files.
+
+        The conditions are the delta's rules again, so a passage that a receipt or
+        another run changed since it was read is left alone.
+        """
+        return (
             update(ledger_passage)
             .where(
-                P.technical_id.in_(ids),
-                or_(
-                    P.status == Status.FILE_REJECTED,
-                    and_(P.status == Status.REJECTED, P.sent_hash != h_new),
-                ),
+                D.technical_id == P.technical_id,
+                D.source_system == P.source_system,
+                D.source_record_key == P.source_record_key,
+                D.certification_type == P.certification_type,
+                D.certification_code == P.certification_code,
+                P.status.in_(RESENDABLE),
+                or_(P.status == Status.FILE_REJECTED, D.data_hash != P.sent_hash),
             )
             .values(
-                status=Status.BUILT,
+                status=Status.CLAIMED,
                 prev_status=P.status,
-                prev_hash=P.sent_hash,
-                prev_flux=P.id_flux,
-                prev_reason=P.reason,
                 claim_run=self.run_id,
-                claim_hash=h_new,
+                claim_hash=D.data_hash,
                 claimed_at=now,
                 updated_at=now,
             )
             .returning(P.technical_id)
         )
-        return set(conn.execute(stmt).scalars())
+
+
+TMP_COLUMNS = [  # no index: the statements below all drive their joins from it
+    (c, "VARCHAR(255)")
+    for c in (
+        "technical_id",
+        "data_hash",
+        "source_system",
+        "source_record_key",
+        "certification_type",
+        "certification_code",
+    )
+]
+TMP_DELTA = table("tmp_delta", *(column(c) for c, _ in TMP_COLUMNS))
+D = TMP_DELTA.c
+
+
+def _known_query(run_id: str):
+    """The chunk's passages already in the ledger, compared in the database.
+
+    One row each: idTechnique, stored status, then whether the natural key is the
+    same, whether the data is what was last decided on (``sent_hash``) and what is
+    being sent now (``claim_hash``), whether this run holds the claim, and the step
+    of the file a claimed passage is in. Comparing there, not in Python, keeps an
+    annual run over a year already sent as fast as one over new passages.
+    """
+    pending = ledger_sending.alias("pending")
+    in_file = ledger_file.alias("in_file")
+    same_key = and_(
+        D.source_system == P.source_system,
+        D.source_record_key == P.source_record_key,
+        D.certification_type == P.certification_type,
+        D.certification_code == P.certification_code,
+    )
+    return select(
+        P.technical_id,
+        P.status,
+        same_key,
+        D.data_hash == P.sent_hash,
+        D.data_hash == P.claim_hash,
+        P.claim_run == run_id,
+        in_file.c.status,
+    ).select_from(
+        ledger_passage.join(TMP_DELTA, D.technical_id == P.technical_id)
+        .outerjoin(
+            pending,
+            and_(
+                P.status == Status.CLAIMED.value,
+                pending.c.technical_id == P.technical_id,
+                pending.c.status == Status.PENDING.value,
+            ),
+        )
+        .outerjoin(in_file, in_file.c.id_flux == pending.c.id_flux)
+    )
+
+
+def _see_changes_after_acceptance(now: dt.datetime):
+    """Note on accepted passages that the source now says something else (operator list)."""
+    return (
+        update(ledger_passage)
+        .where(
+            D.technical_id == P.technical_id,
+            P.status == Status.ACCEPTED,
+            D.data_hash != P.sent_hash,
+        )
+        .values(seen_hash=D.data_hash, seen_at=now)
+    )
 
 
 def select_delta(

@@ -111,6 +111,17 @@ class Ledger:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
             yield conn
 
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of ``table`` after a bulk load (PostgreSQL).
+
+        Why not wait for autovacuum: the next step of the same run (recording files
+        of 200 000 passages) follows within seconds, and plans made on the counts of
+        an empty table probe an index a million times instead of hashing once.
+        """
+        if self.is_postgres:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"ANALYZE {table}")
+
     def technical_id(self, *args, **kwargs) -> str:
         from cpf_deposit.ledger.ids import make_technical_id
 

@@ -5,18 +5,26 @@ set-based statements and bulk loads; there is no object graph to manage. The
 migrations in ``migrations/versions`` create exactly these tables; a test compares
 them, so change both together.
 
-A passage row is the *current* state of one idTechnique. While a run holds it
-(status ``BUILT``) the ``claim_*`` columns say which run and which data; ``prev_*``
-keep the settled state from before the claim, so that a claim which never became a
-staged file can be put back exactly. ``ledger_sending`` is the history: one row each
-time a passage went into a file, with the data hash sent and the CDC's outcome; the
-file row carries the staging and deposit times.
+A passage row is the *settled* state of one idTechnique (never sent, ACCEPTED,
+REJECTED, FILE_REJECTED: ``sent_hash``, ``id_flux`` and ``reason`` tell of the last
+decided sending) plus, while a run sends it, its claim: status ``CLAIMED``, the
+run, the data being sent and ``prev_status`` to put it back exactly if the file
+never reaches the CDC. ``ledger_sending`` is the history: one row each time a
+passage went into a file, with the data hash sent and the CDC's outcome; a passage
+has at most one sending still ``PENDING`` (a partial unique index says so).
 
-Why so few indexes: an annual run writes each of up to a million passage rows three
-times (claim, file, staged). Passages are only ever looked up by idTechnique (the
-primary key), by natural key (unique constraint) or through ``ledger_sending``
-(primary key ``id_flux, technical_id``); with no other index, and free space left
-in each page on PostgreSQL (fillfactor), status updates are heap-only (HOT) writes.
+Why a claimed passage does not follow its file through STAGED and DEPOSITED: the
+CDC takes files, not passages, so those steps happen to whole files. Recording them
+once on the file row, not on up to 200 000 passage rows each, keeps an annual run
+to two writes per passage (the claim and the sending). :func:`passage_state` gives
+the status an operator sees: a claimed passage is BUILT, STAGED or DEPOSITED as
+its file is.
+
+Why so few indexes: passages are only ever looked up by idTechnique (the primary
+key), by natural key (unique constraint) or through ``ledger_sending`` (primary key
+``id_flux, technical_id``, and the pending index). With no other index, and free
+space left in each page on PostgreSQL (fillfactor), the receipts' status updates
+are heap-only (HOT) writes.
 """
 
 from __future__ import annotations
@@ -37,16 +45,23 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
+    case,
+    literal,
+    null,
+    select,
+    text,
 )
 
 
 class Status(StrEnum):
     """Status of a passage (and of one sending of it)."""
 
-    BUILT = "BUILT"  # claimed by a run, being written into a file, not in the outbox yet
+    CLAIMED = "CLAIMED"  # stored only: a run is sending it; its file tells how far it got
+    BUILT = "BUILT"  # seen: claimed, its file not in the outbox yet
     PENDING = "PENDING"  # sendings only: in a file, no CDC outcome yet
-    STAGED = "STAGED"  # in a file in the outbox, awaiting manual deposit
-    DEPOSITED = "DEPOSITED"  # the operator deposited the file on the CDC portal
+    STAGED = "STAGED"  # seen: in a file in the outbox, awaiting manual deposit
+    DEPOSITED = "DEPOSITED"  # seen: the operator deposited the file on the CDC portal
     ACCEPTED = "ACCEPTED"  # the CDC stored it: never send it again (XSD 1.1.2)
     REJECTED = "REJECTED"  # the CDC refused it (reason kept); send again once corrected
     FILE_REJECTED = "FILE_REJECTED"  # the CDC refused the whole file (XSD errors)
@@ -78,7 +93,6 @@ class Action(StrEnum):
     SUPPRESSION = "SUPPRESSION"
 
 
-PENDING = (Status.STAGED, Status.DEPOSITED)
 RESENDABLE = (Status.REJECTED, Status.FILE_REJECTED)
 
 ID_LEN = 255
@@ -171,10 +185,7 @@ ledger_passage = Table(
     Column("claim_run", String(250)),
     Column("claim_hash", String(HASH_LEN)),
     Column("claimed_at", ts),
-    Column("prev_status", String(16)),  # settled state before the claim (NULL: never sent)
-    Column("prev_hash", String(HASH_LEN)),
-    Column("prev_flux", String(FLUX_LEN)),
-    Column("prev_reason", Text),
+    Column("prev_status", String(16)),  # settled status before the claim (NULL: never sent)
     Column("seen_hash", String(HASH_LEN)),  # data seen after acceptance, when it differs
     Column("seen_at", ts),
     Column("created_at", ts, nullable=False),
@@ -199,4 +210,49 @@ ledger_sending = Table(
     Column("reason", Text),
     Column("built_at", ts, nullable=False),
     Column("decided_at", ts),
+    Index(
+        "uq_ledger_sending_pending",
+        "technical_id",
+        unique=True,
+        postgresql_where=text("status = 'PENDING'"),
+        sqlite_where=text("status = 'PENDING'"),
+    ),
 )
+
+
+def passage_state():
+    """Each passage as an operator sees it (a subquery): why the stored status is not enough.
+
+    Columns: ``technical_id``; ``status``, where a claimed passage takes its file's
+    step (BUILT until the file is staged, then STAGED, DEPOSITED); ``id_flux``, the
+    file it is in now, else the last decided one; ``reason``, the last CDC reason of
+    a settled passage.
+    """
+    p = ledger_passage.c
+    pending = ledger_sending.alias("pending")
+    in_file = ledger_file.alias("in_file")
+    claimed = p.status == Status.CLAIMED.value
+    on_file_step = in_file.c.status.in_((FileStatus.STAGED.value, FileStatus.DEPOSITED.value))
+    status = case(
+        (and_(claimed, on_file_step), in_file.c.status),
+        (claimed, literal(Status.BUILT.value)),
+        else_=p.status,
+    )
+    return (
+        select(
+            p.technical_id,
+            status.label("status"),
+            case((claimed, pending.c.id_flux), else_=p.id_flux).label("id_flux"),
+            case((claimed, null()), else_=p.reason).label("reason"),
+        )
+        .select_from(
+            ledger_passage.outerjoin(
+                pending,
+                and_(
+                    pending.c.technical_id == p.technical_id,
+                    pending.c.status == Status.PENDING.value,
+                ),
+            ).outerjoin(in_file, in_file.c.id_flux == pending.c.id_flux)
+        )
+        .subquery("passage_state")
+    )

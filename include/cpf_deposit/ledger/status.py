@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     column,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     table,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from cpf_deposit.ledger.bulk import load_temp
 from cpf_deposit.ledger.engine import LOCK_KEY, Ledger, LedgerError
@@ -36,6 +38,7 @@ from cpf_deposit.ledger.schema import (
     ledger_file,
     ledger_passage,
     ledger_sending,
+    passage_state,
 )
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,9 @@ def utcnow() -> dt.datetime:
 
 
 def _ids_table(conn: Connection, name: str, ids: Iterable[str]):
-    load_temp(conn, name, [("technical_id", "VARCHAR(255) PRIMARY KEY")], [(i,) for i in ids])
-    return select(table(name, column("technical_id")).c.technical_id)
+    """A temp table of (distinct) idTechniques, to be joined whole: no index, statistics."""
+    load_temp(conn, name, [("technical_id", "VARCHAR(255)")], [(i,) for i in ids], analyze=True)
+    return table(name, column("technical_id"))
 
 
 # --------------------------------------------------------------------------------------
@@ -61,22 +65,24 @@ def _ids_table(conn: Connection, name: str, ids: Iterable[str]):
 # --------------------------------------------------------------------------------------
 
 
-def _in_file(id_flux: str):
-    """idTechniques of a file, through the sendings' primary key (id_flux, technical_id)."""
-    return select(S.technical_id).where(S.id_flux == id_flux)
+def _pending_in(id_flux: str):
+    """idTechniques of a file still awaiting the CDC (sendings' primary key)."""
+    return select(S.technical_id).where(S.id_flux == id_flux, S.status == Status.PENDING)
 
 
 def _revert_passages(conn: Connection, where, now: dt.datetime) -> int:
-    """Give passages back their settled state from before the claim; never-sent ones go."""
+    """Give claimed passages back their settled status; never-sent ones go.
+
+    The claim left ``sent_hash``, ``id_flux`` and ``reason`` alone, so the status is
+    all there is to restore.
+    """
     gone = conn.execute(delete(ledger_passage).where(where, P.prev_status.is_(None))).rowcount
     back = conn.execute(
         update(ledger_passage)
         .where(where)
         .values(
             status=P.prev_status,
-            sent_hash=P.prev_hash,
-            id_flux=P.prev_flux,
-            reason=P.prev_reason,
+            prev_status=None,
             claim_run=None,
             claim_hash=None,
             claimed_at=None,
@@ -87,11 +93,9 @@ def _revert_passages(conn: Connection, where, now: dt.datetime) -> int:
 
 
 def release_claims(conn: Connection, run_id: str, now: dt.datetime) -> int:
-    """Release a run's claims that are not in one of its recorded (BUILT) files."""
-    recorded = select(S.technical_id).where(
-        S.id_flux.in_(select(F.id_flux).where(F.run_id == run_id, F.status == FileStatus.BUILT))
-    )
-    where = and_(P.claim_run == run_id, P.status == Status.BUILT, P.technical_id.not_in(recorded))
+    """Release a run's claims that are in none of its recorded files."""
+    in_a_file = exists().where(S.technical_id == P.technical_id, S.status == Status.PENDING)
+    where = and_(P.claim_run == run_id, P.status == Status.CLAIMED, ~in_a_file)
     n = _revert_passages(conn, where, now)
     if n:
         log.info("run %s: %d claim(s) released", run_id, n)
@@ -104,16 +108,14 @@ def revert_file(conn: Connection, id_flux: str, to: FileStatus, now: dt.datetime
         raise ValueError(to)
     run_id = conn.execute(select(F.run_id).where(F.id_flux == id_flux)).scalar_one()
     where = and_(
-        P.technical_id.in_(_in_file(id_flux)),
-        or_(
-            and_(P.status == Status.BUILT, P.claim_run == run_id),
-            and_(P.status == Status.STAGED, P.id_flux == id_flux),
-        ),
+        P.status == Status.CLAIMED,
+        P.claim_run == run_id,
+        P.technical_id.in_(_pending_in(id_flux)),
     )
     n = _revert_passages(conn, where, now)
     conn.execute(
         update(ledger_sending)
-        .where(S.id_flux == id_flux)
+        .where(S.id_flux == id_flux, S.status == Status.PENDING)
         .values(status=Status(to.value), decided_at=now)
     )
     conn.execute(
@@ -139,7 +141,7 @@ def record_file(
     work_path: str,
     now: dt.datetime,
 ) -> None:
-    """Record a complete file and its passages (sendings), still BUILT, in one transaction.
+    """Record a complete file (BUILT) and a pending sending per passage, in one transaction.
 
     The passages must all be claimed by this run. A shared advisory lock (PostgreSQL;
     SQLite transactions are serial) keeps the recovery, which alone releases other
@@ -168,25 +170,33 @@ def record_file(
             updated_at=now,
         )
     )
-    if conn.dialect.name == "postgresql":  # recovery (exclusive) cannot release claims now
+    if conn.dialect.name == "postgresql":
+        # keeps the recovery out (see above); then sorts 200 000 ids in memory
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({LOCK_KEY})")
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     in_file = _ids_table(conn, "tmp_file_ids", ids)
-    held = conn.execute(
-        insert(ledger_sending).from_select(
-            ["id_flux", "technical_id", "data_hash", "status", "built_at"],
-            select(
-                literal(written.id_flux, S.id_flux.type),
-                P.technical_id,
-                P.claim_hash,
-                literal(Status.PENDING.value, S.status.type),
-                literal(now, S.built_at.type),
-            ).where(
-                P.technical_id.in_(in_file),
-                P.status == Status.BUILT,
-                P.claim_run == run_id,
-            ),
-        )
-    ).rowcount
+    try:
+        held = conn.execute(
+            insert(ledger_sending).from_select(
+                ["id_flux", "technical_id", "data_hash", "status", "built_at"],
+                select(
+                    literal(written.id_flux, S.id_flux.type),
+                    P.technical_id,
+                    P.claim_hash,
+                    literal(Status.PENDING.value, S.status.type),
+                    literal(now, S.built_at.type),
+                )
+                .select_from(in_file.join(ledger_passage, P.technical_id == in_file.c.technical_id))
+                .where(P.status == Status.CLAIMED, P.claim_run == run_id)
+                # in key order: each index page is written once, not once per row
+                .order_by(P.technical_id),
+            )
+        ).rowcount
+    except IntegrityError as exc:  # uq_ledger_sending_pending: already in another file
+        raise LedgerError(
+            f"run {run_id}: some passages of {written.path.name} are already in another "
+            "file awaiting the CDC; the file is not recorded"
+        ) from exc
     if held != len(ids):
         raise ClaimLost(
             f"run {run_id}: {len(ids) - held} passage(s) of {written.path.name} are no longer "
@@ -197,10 +207,11 @@ def record_file(
 def mark_file_staged(
     conn: Connection, id_flux: str, outbox: str, now: dt.datetime, run_id: str | None = None
 ) -> bool:
-    """BUILT file and passages become STAGED; False when the file is not BUILT (any more).
+    """A BUILT file becomes STAGED, and so its passages; False when it is not BUILT (any more).
 
-    Raises :class:`ClaimLost` when some of its passages are no longer claimed by the
-    file's run (roll back, then abort the file).
+    Only the file row changes (see :mod:`cpf_deposit.ledger.schema`). Raises
+    :class:`ClaimLost` when some of its passages are no longer claimed by the file's
+    run (roll back, then abort the file).
     """
     cond = [F.id_flux == id_flux, F.status == FileStatus.BUILT]
     if run_id is not None:
@@ -213,26 +224,15 @@ def mark_file_staged(
         .where(F.id_flux == id_flux)
         .values(status=FileStatus.STAGED, staged_at=now, outbox=outbox, updated_at=now)
     )
-    moved = conn.execute(
-        update(ledger_passage)
-        .where(
-            P.technical_id.in_(_in_file(id_flux)),
-            P.status == Status.BUILT,
-            P.claim_run == row.run_id,
-        )
-        .values(
-            status=Status.STAGED,
-            id_flux=id_flux,
-            sent_hash=P.claim_hash,
-            reason=None,
-            claim_run=None,
-            claim_hash=None,
-            claimed_at=None,
-            updated_at=now,
-        )
-    ).rowcount
-    if moved != row.passages:
-        raise ClaimLost(f"file {id_flux}: {row.passages - moved} passage(s) no longer claimed")
+    # A pending sending always has its passage claimed by the file's run: every step
+    # that releases a claim (recovery, revert, receipt) ends the sending with it.
+    held = conn.execute(
+        select(func.count())
+        .select_from(ledger_sending)
+        .where(S.id_flux == id_flux, S.status == Status.PENDING)
+    ).scalar_one()
+    if held != row.passages:
+        raise ClaimLost(f"file {id_flux}: {row.passages - held} passage(s) no longer claimed")
     return True
 
 
@@ -324,15 +324,6 @@ def _deposit(conn: Connection, id_flux: str, by: str, at: dt.datetime) -> None:
         .where(F.id_flux == id_flux, F.status == FileStatus.STAGED)
         .values(status=FileStatus.DEPOSITED, deposited_by=by, deposited_at=at, updated_at=at)
     )
-    conn.execute(
-        update(ledger_passage)
-        .where(
-            P.technical_id.in_(_in_file(id_flux)),
-            P.id_flux == id_flux,
-            P.status == Status.STAGED,
-        )
-        .values(status=Status.DEPOSITED, updated_at=at)
-    )
 
 
 @dataclass
@@ -405,42 +396,43 @@ def _decide_in(
     )
     out.unknown = sorted(set(decisions) - set(sent))
     out.already = sum(1 for s in sent.values() if s == to)
-    reason = select(t.c.reason).where(t.c.technical_id == S.technical_id).scalar_subquery()
-    conn.execute(
-        update(ledger_sending)
-        .where(
-            S.id_flux == id_flux,
-            S.technical_id.in_(select(t.c.technical_id)),
-            S.status == Status.PENDING,
-        )
-        .values(status=to, reason=reason, decided_at=at)
-    )
+    decided = select(t.c.technical_id)
+    # The passages first: their pending sending in this file is what marks them.
     preason = select(t.c.reason).where(t.c.technical_id == P.technical_id).scalar_subquery()
     out.applied = conn.execute(
         update(ledger_passage)
         .where(
-            P.id_flux == id_flux,
-            P.technical_id.in_(select(t.c.technical_id)),
-            P.status.in_((Status.STAGED, Status.DEPOSITED)),
+            P.status == Status.CLAIMED,
+            P.technical_id.in_(_pending_in(id_flux).where(S.technical_id.in_(decided))),
         )
         .values(
             status=to,
             reason=preason,
+            id_flux=id_flux,
+            sent_hash=P.claim_hash,
             prev_status=None,
-            prev_hash=None,
-            prev_flux=None,
-            prev_reason=None,
+            claim_run=None,
+            claim_hash=None,
+            claimed_at=None,
             seen_hash=None,
             seen_at=None,
             updated_at=at,
         )
     ).rowcount
-    current = dict(
-        conn.execute(
-            select(P.technical_id, P.id_flux).where(P.technical_id.in_(select(t.c.technical_id)))
-        ).all()
+    reason = select(t.c.reason).where(t.c.technical_id == S.technical_id).scalar_subquery()
+    conn.execute(
+        update(ledger_sending)
+        .where(S.id_flux == id_flux, S.technical_id.in_(decided), S.status == Status.PENDING)
+        .values(status=to, reason=reason, decided_at=at)
     )
-    out.superseded = sorted(tid for tid in sent if current.get(tid) not in (None, id_flux))
+    # Sent again since (claimed for a newer file, or decided in one): superseded.
+    newer = conn.execute(
+        select(P.technical_id).where(
+            P.technical_id.in_(decided),
+            or_(P.status == Status.CLAIMED, P.id_flux != id_flux),
+        )
+    ).scalars()
+    out.superseded = sorted(set(newer) & set(sent))
     _maybe_processed(conn, id_flux, at)
     return out
 
@@ -526,8 +518,10 @@ def apply_receipt_results(
 
 
 def passage_counts(ledger: Ledger) -> dict[str, int]:
+    """Passages by the status an operator sees (a claimed one as its file is)."""
+    state = passage_state()
     with ledger.engine.connect() as conn:
-        rows = conn.execute(select(P.status, func.count()).group_by(P.status)).all()
+        rows = conn.execute(select(state.c.status, func.count()).group_by(state.c.status)).all()
     return {s: n for s, n in rows}
 
 

@@ -31,7 +31,13 @@ import pandas as pd
 from sqlalchemy import select
 
 from cpf_deposit.ledger.engine import Ledger
-from cpf_deposit.ledger.schema import Status, ledger_file, ledger_passage, ledger_sending
+from cpf_deposit.ledger.schema import (
+    Status,
+    ledger_file,
+    ledger_passage,
+    ledger_sending,
+    passage_state,
+)
 from cpf_deposit.receipts.ingest import XSD_REASON, award_years, split_reason
 from cpf_deposit.receipts.parser import Reason
 
@@ -128,6 +134,7 @@ def _safe(run_id: str) -> str:
 def sendings(ledger: Ledger, config=None, tz: ZoneInfo | None = None) -> pd.DataFrame:
     """Every sending the CDC decided on, with its passage, file, award year and gate rules."""
     S, P, F = ledger_sending.c, ledger_passage.c, ledger_file.c
+    now = passage_state()
     tz = tz or (config.tz if config is not None else ZoneInfo("Europe/Paris"))
     q = (
         select(
@@ -143,13 +150,13 @@ def sendings(ledger: Ledger, config=None, tz: ZoneInfo | None = None) -> pd.Data
             P.source_record_key,
             P.certification_type,
             P.certification_code,
-            P.status.label("current_status"),
-            P.id_flux.label("current_flux"),
+            now.c.status.label("current_status"),
+            now.c.id_flux.label("current_flux"),
         )
         .select_from(
-            ledger_sending.join(ledger_file, S.id_flux == F.id_flux).join(
-                ledger_passage, S.technical_id == P.technical_id
-            )
+            ledger_sending.join(ledger_file, S.id_flux == F.id_flux)
+            .join(ledger_passage, S.technical_id == P.technical_id)
+            .join(now, now.c.technical_id == P.technical_id)
         )
         .where(S.status.in_((Status.ACCEPTED, Status.REJECTED, Status.FILE_REJECTED)))
     )
