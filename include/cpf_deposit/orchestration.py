@@ -108,12 +108,6 @@ def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
     config = load_config()
     source = pipeline.source_of(config, run["source"])
     work = Path(run["work"])
-    if step == "extract":
-        window = Window(
-            dt.date.fromisoformat(run["window"]["start"]),
-            dt.date.fromisoformat(run["window"]["end"]),
-        )
-        return pipeline.extract_step(config, source, window, work, run["run_id"])
     if step == "gate":
         return pipeline.gate_step(config, source, work, run["run_id"])
     if step == "build":
@@ -121,6 +115,12 @@ def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
     if step == "stage" and run["dry_run"]:
         return {"staged": [], "notification": {"subject": "", "body": ""}}
     with ledger_session(config) as ledger:
+        if step == "extract":
+            window = Window(
+                dt.date.fromisoformat(run["window"]["start"]),
+                dt.date.fromisoformat(run["window"]["end"]),
+            )
+            return pipeline.extract_step(config, source, window, work, run["run_id"], ledger.id_key)
         if step == "delta":
             codes = frozenset(run["certifications"]) or None
             return pipeline.delta_step(

@@ -84,10 +84,11 @@ def _private_dir(path: Path) -> Path:
 
 
 def extract_step(
-    config: Config, source: Source, window: Window, work: Path, run_id: str
+    config: Config, source: Source, window: Window, work: Path, run_id: str, id_key: bytes
 ) -> dict[str, Any]:
-    """Source rows of the window → passages and raw canonical rows (Parquet, 0600); what
-    could not be exported goes to the run's quarantine folder for the scolarité office."""
+    """Source rows of the window → passages with their ledger idTechnique (``id_key``) and
+    raw canonical rows (Parquet, 0600); what could not be exported goes to the run's
+    quarantine folder for the scolarité office."""
     from cpf_deposit.sources.extract import extract
 
     _private_dir(work)
@@ -102,6 +103,7 @@ def extract_step(
         clipped.start,
         clipped.end,
         work / PASSAGES,
+        id_key=id_key,
         certification_map=source.certification_map,
         options=source.options,
         canonical_out=work / CANONICAL,
@@ -149,10 +151,10 @@ def delta_step(
     dry_run: bool = False,
     certifications: frozenset[str] | None = None,
 ) -> dict:
-    """Passages not blocked by the gate (and of the requested certifications), given
-    their ledger idTechnique, filtered by the ledger (never sent, or rejected and
-    corrected since) and claimed for this run (a dry run claims nothing). Written in
-    chunks of at most one file's worth, sorted by certification."""
+    """Passages not blocked by the gate (and of the requested certifications), filtered
+    by the ledger (never sent, or rejected and corrected since) and claimed for this
+    run (a dry run claims nothing). Written in chunks of at most one file's worth,
+    sorted by certification."""
     import pyarrow.parquet as pq
 
     from cpf_deposit.flux.writer import Refusal
@@ -174,10 +176,7 @@ def delta_step(
                 continue
             if p.source_record_key in blocked:
                 continue
-            tid = ledger.technical_id(
-                p.source_system, p.source_record_key, p.certification_type, p.certification_code
-            )
-            yield dataclasses.replace(p, technical_id=tid)
+            yield p
 
     selection = select_delta(ledger, candidates(), run_id, dry_run=dry_run)
     chunks = _write_chunks(
@@ -289,7 +288,7 @@ def run_pipeline(
     out: dict[str, Any] = {"run_id": start.run_id}
     failed = True
     try:
-        out["extract"] = extract_step(config, source, window, work, start.run_id)
+        out["extract"] = extract_step(config, source, window, work, start.run_id, ledger.id_key)
         out["gate"] = gate_step(config, source, work, start.run_id, today)
         out["delta"] = delta_step(config, ledger, work, start.run_id, dry_run, certifications)
         out["build"] = [build_step(config, work, c) for c in out["delta"]["chunks"]]

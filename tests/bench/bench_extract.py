@@ -29,7 +29,8 @@ CHILD = """
 import datetime as dt, json, sys, time
 from cpf_deposit.sources.extract import extract
 t = time.perf_counter()
-r = extract("apogee", "bench_apogee", dt.date(2020, 1, 1), dt.date(2026, 12, 31), sys.argv[1])
+r = extract("apogee", "bench_apogee", dt.date(2020, 1, 1), dt.date(2026, 12, 31), sys.argv[1],
+            id_key=bytes(32))
 print(json.dumps({"rows": r.rows, "passages": r.passages, "errors": r.errors,
                   "warnings": r.warnings, "extract_seconds": round(time.perf_counter() - t, 1)}))
 """

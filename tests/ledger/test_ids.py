@@ -8,13 +8,14 @@ import re
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cpf_deposit.ledger.ids import (
     _hashed_parts,
     _text,
     data_hash,
     make_technical_id,
-    technical_id_of,
+    technical_ids,
 )
 from cpf_deposit.model import FIELDS, Kind
 from tests import strategies
@@ -70,11 +71,6 @@ def test_many_awards_never_share_an_id():
 def test_missing_provenance_is_refused(bad):
     with pytest.raises(ValueError):
         make_technical_id(KEY, "APOGEE", bad, "RNCP", "RNCP1")
-
-
-def test_technical_id_of_uses_the_provenance():
-    p = make_passage(KEY, 5)
-    assert technical_id_of(KEY, p) == p.technical_id
 
 
 @pytest.mark.parametrize(
@@ -146,3 +142,25 @@ def test_generated_hash_text_is_the_specified_one(p):
             _hashed_parts(p)
         return
     assert "\x1f".join(_hashed_parts(p)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["APOGEE", "geode", "PÉGASE"]),
+            st.text(min_size=1, max_size=30),
+            st.none() | st.sampled_from([("RNCP", "RNCP24514"), ("RS", "RS5000")]),
+        ),
+        max_size=30,
+    )
+)
+def test_batch_technical_ids_are_the_row_ids(rows):
+    systems, keys, certs = ([r[i] for r in rows] for i in range(3))
+    expected = [make_technical_id(KEY, s, k, *c) if c else None for s, k, c in rows]
+    assert technical_ids(KEY, systems, keys, certs) == expected
+
+
+def test_batch_technical_ids_refuse_an_empty_part_as_the_row_form_does():
+    with pytest.raises(ValueError, match="non-empty"):
+        technical_ids(KEY, ["APOGEE"], [""], [("RNCP", "RNCP24514")])

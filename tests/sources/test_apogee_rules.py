@@ -8,17 +8,19 @@ import datetime as dt
 import pyarrow.parquet as pq
 import sqlglot
 
+from cpf_deposit.ledger.ids import make_technical_id
 from cpf_deposit.passage_io import read_passages
 from cpf_deposit.sources.extract import extract
 from cpf_deposit.sources.sql import load_sql, prepare_sql
 from tests.sources.source_helpers import PERSON, jury, result
 
 WINDOW = (dt.date(2021, 7, 1), dt.date(2026, 12, 31))
+ID_KEY = bytes(32)
 
 
 def run(tmp_path, conn_id, **kwargs):
     out = tmp_path / "out.parquet"
-    report = extract("apogee", conn_id, *WINDOW, out, **kwargs)
+    report = extract("apogee", conn_id, *WINDOW, out, id_key=ID_KEY, **kwargs)
     passages = list(read_passages(out))
     with report.issues_path.open(encoding="utf-8") as fh:
         issues = list(csv.DictReader(fh))
@@ -49,7 +51,7 @@ def test_a_plain_pass_becomes_one_passage(tmp_path, apogee_conn):
     assert (p.birth_year, p.birth_month, p.birth_day, p.sex) == (2001, 3, 14, "M")
     assert p.birth_insee_code == "72181"
     assert p.source_record_key == "1-LINFO-1"
-    assert p.technical_id.startswith("APOGEE-") and "LINFO" not in p.technical_id
+    assert p.technical_id == make_technical_id(ID_KEY, "APOGEE", "1-LINFO-1", "RNCP", "RNCP24514")
 
 
 def test_a_failed_result_is_not_a_passage(tmp_path, apogee_conn):

@@ -25,7 +25,7 @@ from cpf_deposit.sources.birthplace import _LIGATURES, _NON_ALNUM, _TOKENS, norm
 from cpf_deposit.sources.canonical import CANONICAL_COLUMNS, COLUMN_NAMES, _column
 from cpf_deposit.sources.certmap import CertificationMap
 from cpf_deposit.sources.extract import extract, stream_columns, stream_rows
-from cpf_deposit.sources.mapping import RowMapper, technical_id_for, technical_ids_for
+from cpf_deposit.sources.mapping import RowMapper
 
 MAP = CertificationMap(
     [
@@ -123,12 +123,16 @@ def rows_of(values):
     )
 
 
+ID_KEY = bytes(range(32))
+
+
 def mapper():
     return RowMapper(
         list(COLUMN_NAMES),
         MAP,
         mention_map={"Q9": "MENTION_BIEN"},
         access_map={"4": "FORMATION_INITIALE_APPRENTISSAGE"},
+        id_key=ID_KEY,
     )
 
 
@@ -223,12 +227,6 @@ def test_a_row_without_key_is_refused_as_before():
         mapper().map_batch([(v,) for v in row])
 
 
-@given(st.lists(st.tuples(st.sampled_from(["APOGEE", "PEGASE", "É"]), st.text(min_size=1))))
-def test_technical_ids_for_a_batch_are_the_row_ids(pairs):
-    systems, keys = [p[0] for p in pairs], [p[1] for p in pairs]
-    assert technical_ids_for(systems, keys) == list(map(technical_id_for, systems, keys))
-
-
 def _slow_normalise(label: str) -> str:
     text = unicodedata.normalize("NFKD", label.translate(_LIGATURES))
     text = "".join(c for c in text if not unicodedata.combining(c)).upper()
@@ -321,10 +319,10 @@ def test_extraction_files_equal_the_python_path(tmp_path, demo, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_BATCH", f"sqlite://{demo.apogee}")
     window = (dt.date(2020, 1, 1), dt.date(2026, 12, 31))
     fast = extract("apogee", "demo_batch", *window, tmp_path / "fast" / "out.parquet",
-                   arraysize=500)  # fmt: skip
+                   arraysize=500, id_key=ID_KEY)  # fmt: skip
     monkeypatch.setattr(extract_module, "_has_json", lambda conn: False)
     slow = extract("apogee", "demo_batch", *window, tmp_path / "slow" / "out.parquet",
-                   arraysize=333)  # fmt: skip
+                   arraysize=333, id_key=ID_KEY)  # fmt: skip
     assert fast.rows == slow.rows > 1000
     assert fast.by_code == slow.by_code
     for a, b in ((fast.out, slow.out), (fast.canonical_path, slow.canonical_path)):

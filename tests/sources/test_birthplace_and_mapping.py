@@ -6,11 +6,12 @@ import datetime as dt
 
 import pytest
 
+from cpf_deposit.ledger.ids import make_technical_id
 from cpf_deposit.model import problems
 from cpf_deposit.sources.birthplace import BirthplaceResolver, normalise_label
 from cpf_deposit.sources.canonical import COLUMN_NAMES
 from cpf_deposit.sources.certmap import CertificationMap, CertificationMapError
-from cpf_deposit.sources.mapping import RowMapper, technical_id_for
+from cpf_deposit.sources.mapping import RowMapper
 
 RESOLVER = BirthplaceResolver()
 
@@ -131,6 +132,13 @@ def test_certification_map_refuses_overlapping_years():
         CertificationMap([row, {**row, "first_year": "2022"}])
 
 
+ID_KEY = bytes(range(32))
+
+
+def mapper() -> RowMapper:
+    return RowMapper(COLUMN_NAMES, None, id_key=ID_KEY)
+
+
 def canonical(**values):
     base = dict.fromkeys(COLUMN_NAMES)
     base.update(
@@ -171,33 +179,33 @@ def canonical(**values):
     ],
 )
 def test_mention_mapping(code, label, expected):
-    mapper = RowMapper(COLUMN_NAMES, None)
-    passage, issues = mapper.map_row(canonical(mention_code=code, mention_label=label))
+    passage, issues = mapper().map_row(canonical(mention_code=code, mention_label=label))
     assert passage.mention == expected
     assert [i.code for i in issues] == (["mention_unmapped"] if code == "HO" else [])
 
 
 def test_mention_and_access_maps_are_configurable():
-    mapper = RowMapper(
+    configured = RowMapper(
         COLUMN_NAMES,
         None,
         mention_map={"HO": "SANS_MENTION"},
         access_map={"4": "FORMATION_INITIALE_APPRENTISSAGE"},
+        id_key=ID_KEY,
     )
-    p, issues = mapper.map_row(canonical(mention_code="HO", access_mode_code="4"))
+    p, issues = configured.map_row(canonical(mention_code="HO", access_mode_code="4"))
     assert (p.mention, p.access_mode, issues) == (
         "SANS_MENTION",
         "FORMATION_INITIALE_APPRENTISSAGE",
         [],
     )
-    p, issues = mapper.map_row(canonical(access_mode_code="9"))
+    p, issues = configured.map_row(canonical(access_mode_code="9"))
     assert p.access_mode is None and issues[0].code == "access_mode_unmapped"
     with pytest.raises(ValueError, match="mention_map"):
-        RowMapper(COLUMN_NAMES, None, mention_map={"X": "BIEN"})
+        RowMapper(COLUMN_NAMES, None, mention_map={"X": "BIEN"}, id_key=ID_KEY)
 
 
 def test_a_mapped_row_is_a_writable_passage():
-    p, issues = RowMapper(COLUMN_NAMES, None).map_row(canonical())
+    p, issues = mapper().map_row(canonical())
     assert issues == [] and problems(p) == []
     assert (p.certification_code, p.award_date, p.birth_day) == (
         "RNCP24514",
@@ -207,13 +215,21 @@ def test_a_mapped_row_is_a_writable_passage():
 
 
 def test_an_estimated_birth_date_sends_the_year_only():
-    p, issues = RowMapper(COLUMN_NAMES, None).map_row(canonical(birth_date_is_estimated="Y"))
+    p, issues = mapper().map_row(canonical(birth_date_is_estimated="Y"))
     assert (p.birth_year, p.birth_month, p.birth_day) == (1999, None, None)
     assert [i.code for i in issues] == ["birth_date_estimated"]
 
 
-def test_technical_id_is_deterministic_and_holds_no_key():
-    a = technical_id_for("APOGEE", "123456-LINFO-1")
-    assert a == technical_id_for("APOGEE", "123456-LINFO-1")
-    assert a != technical_id_for("PEGASE", "123456-LINFO-1")
-    assert "123456" not in a and len(a) <= 255
+def test_a_passage_leaves_extraction_with_its_ledger_idtechnique():
+    row = canonical()
+    p, _ = mapper().map_row(row)
+    key = row[COLUMN_NAMES.index("source_record_key")]
+    assert p.technical_id == make_technical_id(ID_KEY, "APOGEE", key, "RNCP", "RNCP24514")
+    assert key not in p.technical_id
+
+
+def test_a_row_without_certification_has_no_idtechnique():
+    no_cert = canonical(certification_code=None, award_date="2023-13-45")
+    p, issues = mapper().map_row(no_cert)
+    assert p is None and [i.code for i in issues] == ["award_date_invalid"]
+    assert issues[0].technical_id is None

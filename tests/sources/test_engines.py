@@ -54,7 +54,7 @@ def test_sqlite_and_postgresql_give_identical_passages(tmp_path, demo_twins):
     tables, reports = [], []
     for conn_id in demo_twins:
         out = tmp_path / f"{conn_id}.parquet"
-        reports.append(extract("apogee", conn_id, *WINDOW, out))
+        reports.append(extract("apogee", conn_id, *WINDOW, out, id_key=bytes(32)))
         tables.append(pq.read_table(out).sort_by("source_record_key").to_pylist())
     lite, pg = tables
     assert len(lite) > 1000

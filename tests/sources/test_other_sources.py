@@ -53,7 +53,8 @@ def test_geode_view_rows_become_passages(tmp_path, monkeypatch):
     conn.close()
     monkeypatch.setenv("AIRFLOW_CONN_GEODE_DB", f"sqlite://{db}")
     out = tmp_path / "g.parquet"
-    report = extract("geode", "geode_db", dt.date(2024, 1, 1), dt.date(2024, 12, 31), out)
+    window = (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    report = extract("geode", "geode_db", *window, out, id_key=bytes(32))
     (p,) = read_passages(out)
     assert (p.certification_code, p.birth_insee_code, p.mention) == (
         "RS5875",

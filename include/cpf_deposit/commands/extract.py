@@ -57,6 +57,7 @@ def _source(config: Config, system: str) -> Source | None:
 
 def run(args: argparse.Namespace) -> int:
     from cpf_deposit.cli import EXIT_DATA, EXIT_OK, UsageError
+    from cpf_deposit.orchestration import ledger_session
     from cpf_deposit.sources.certmap import CertificationMapError
     from cpf_deposit.sources.extract import SourceError, extract
 
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.date_from > args.date_to:
         raise UsageError("--from is after --to")
     cmap = Path(args.map) if args.map else (source.certification_map if source else None)
+    with ledger_session(config) as ledger:  # the passages get the ledger's idTechnique
+        id_key = ledger.id_key
     try:
         report = extract(
             args.source,
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             args.date_from,
             args.date_to,
             args.out,
+            id_key=id_key,
             certification_map=cmap,
             map_table=args.map_table,
             options=source.options if source else None,

@@ -8,7 +8,7 @@ sending the same passage twice (see :mod:`cpf_deposit.ledger.delta`).
 
 from cpf_deposit.ledger.delta import DeltaSelection, Reason, select_delta
 from cpf_deposit.ledger.engine import Ledger, LedgerError, open_ledger, url_from_conn_id
-from cpf_deposit.ledger.ids import data_hash, make_technical_id, technical_id_of
+from cpf_deposit.ledger.ids import data_hash, make_technical_id, technical_ids
 from cpf_deposit.ledger.runs import finish_run
 from cpf_deposit.ledger.schema import Action, FileStatus, RunState, Status
 from cpf_deposit.ledger.status import (
@@ -44,6 +44,6 @@ __all__ = [
     "open_ledger",
     "passage_counts",
     "select_delta",
-    "technical_id_of",
+    "technical_ids",
     "url_from_conn_id",
 ]

@@ -122,11 +122,6 @@ class Ledger:
             with self.engine.begin() as conn:
                 conn.exec_driver_sql(f"ANALYZE {table}")
 
-    def technical_id(self, *args, **kwargs) -> str:
-        from cpf_deposit.ledger.ids import make_technical_id
-
-        return make_technical_id(self.id_key, *args, **kwargs)
-
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -15,6 +15,8 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+from collections.abc import Sequence
+from typing import Any
 
 from cpf_deposit.model import FIELDS, Kind, Passage
 
@@ -54,15 +56,61 @@ def make_technical_id(
     return f"{scheme}-" + base64.b32encode(digest[:20]).decode("ascii")
 
 
-def technical_id_of(key: bytes, p: Passage) -> str:
-    """The idTechnique a passage's provenance calls for (``ValueError`` without provenance)."""
-    return make_technical_id(
-        key,
-        p.source_system or "",
-        p.source_record_key or "",
-        p.certification_type,
-        p.certification_code,
-    )
+def technical_ids(
+    key: bytes,
+    source_systems: Sequence[str],
+    record_keys: Sequence[str],
+    certifications: Sequence[tuple[str, str] | None],
+    *,
+    scheme: str = "T1",
+) -> list[str | None]:
+    """:func:`make_technical_id` of each row of a batch; None where there is no certification.
+
+    Why a batch form: extraction gives a million rows their idTechnique. The HMAC state
+    after the constant start of the message (domain, source system) is computed once
+    per system and copied, and the 20-byte digests (four 5-byte base32 groups each)
+    are encoded in one call, which costs a fifth of one call per row. A test
+    compares the two forms.
+    """
+    digests = bytearray()
+    present: list[bool] = []
+    started: dict[str, Any] = {}
+    for system, record_key, cert in zip(source_systems, record_keys, certifications, strict=True):
+        present.append(cert is not None)
+        if cert is None:
+            continue
+        parts = (record_key, *cert)
+        for part in (system, *parts):
+            if not isinstance(part, str) or not part:
+                raise ValueError("every part of a passage key must be a non-empty string")
+        mac = started.get(system)
+        if mac is None:
+            prefix = f"idTechnique\0{system.upper()}{_SEP}".encode()
+            mac = started[system] = hmac.new(key, prefix, hashlib.sha256)
+        mac = mac.copy()
+        mac.update(_SEP.join(parts).encode())
+        digests += mac.digest()[:20]
+    encoded = _base32(bytes(digests))
+    head = f"{scheme}-"
+    out: list[str | None] = []
+    at = 0
+    for here in present:
+        if here:
+            out.append(head + encoded[at : at + 32])
+            at += 32
+        else:
+            out.append(None)
+    return out
+
+
+def _base32(data: bytes) -> str:
+    """``base64.b32encode`` of whole 5-byte groups, in numpy: the standard one loops in
+    Python (4 µs an idTechnique, more than the HMAC)."""
+    import numpy as np
+
+    alphabet = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", dtype=np.uint8)
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).reshape(-1, 5)
+    return alphabet[bits @ np.array([16, 8, 4, 2, 1], dtype=np.uint8)].tobytes().decode("ascii")
 
 
 def _text(value) -> str:

@@ -553,6 +553,7 @@ def extract(
     date_to: dt.date,
     out: str | Path,
     *,
+    id_key: bytes,
     certification_map: str | Path | None = None,
     map_table: str | None = None,
     options: Mapping[str, Any] | None = None,
@@ -565,7 +566,8 @@ def extract(
     One pass over the source writes three files: the passages (``out``), the raw
     canonical rows the identity gate reads (``canonical_out``, default
     ``<out>.canonical.parquet``) and the issues CSV. ``options`` are the source options
-    of the config (``mention_map``, ``access_mode_map``, ``certification_map_table``).
+    of the config (``mention_map``, ``access_mode_map``, ``certification_map_table``);
+    ``id_key`` is the ledger's, for the idTechnique of each passage.
     """
     options = options or {}
     if date_from > date_to:
@@ -619,6 +621,7 @@ def extract(
                                 mention_map=options.get("mention_map"),
                                 access_map=options.get("access_mode_map"),
                                 birthplaces=resolver,
+                                id_key=id_key,
                             )
                         arrays = raw.arrays(batch)
                         raw.write_arrays(arrays)

@@ -20,12 +20,12 @@ same passages and the same issues in the same order (tests/sources/test_batch_ma
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from cpf_deposit.ledger.ids import make_technical_id, technical_ids
 from cpf_deposit.model import FIELDS, MENTION, MODALITE_ACCES, Passage
 from cpf_deposit.sources.birthplace import BirthplaceResolver, normalise_label
 from cpf_deposit.sources.canonical import COLUMN_NAMES
@@ -76,38 +76,6 @@ _MENTION_LABELS = (
 )
 
 
-def technical_id_for(source_system: str, record_key: str) -> str:
-    """Placeholder idTechnique: deterministic, and no personal data (a digest of the key).
-
-    The ledger owns the final identifier; this single function is what it replaces.
-    """
-    digest = hashlib.sha256(f"{source_system}\x1f{record_key}".encode()).hexdigest()
-    return f"{source_system}-{digest[:32]}"
-
-
-def technical_ids_for(source_systems: Sequence[str], record_keys: Sequence[str]) -> list[str]:
-    """:func:`technical_id_for` of each (system, key) pair of a batch: the same ids.
-
-    Faster because the digest of the system prefix is computed once per system
-    and copied. Replace it together with :func:`technical_id_for` (the tests compare
-    them).
-    """
-    out: list[str] = []
-    append = out.append
-    prefixes: dict[str, tuple[str, Any]] = {}
-    for system, key in zip(source_systems, record_keys, strict=True):
-        prefix = prefixes.get(system)
-        if prefix is None:
-            prefix = prefixes[system] = (
-                f"{system}-",
-                hashlib.sha256(f"{system}\x1f".encode()),
-            )
-        digest = prefix[1].copy()
-        digest.update(key.encode())
-        append(prefix[0] + digest.hexdigest()[:32])
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Issue:
     """A problem found in one source row, or one diploma version (no personal value)."""
@@ -155,7 +123,10 @@ class RowMapper:
         mention_map: Mapping[str, str] | None = None,
         access_map: Mapping[str, str] | None = None,
         birthplaces: BirthplaceResolver | None = None,
+        id_key: bytes,
     ):
+        """``id_key``: the ledger's key, so each passage leaves extraction with the
+        idTechnique the ledger and the CDC will know it by."""
         missing = [c for c in COLUMN_NAMES if c not in columns]
         if missing:
             raise ValueError(f"the source query lacks the canonical columns: {', '.join(missing)}")
@@ -165,6 +136,7 @@ class RowMapper:
         self.access = {v: v for v in MODALITE_ACCES}
         self.access.update(_enum_map(access_map, MODALITE_ACCES, "access_mode_map"))
         self.birthplaces = birthplaces or BirthplaceResolver()
+        self.id_key = id_key
         self.unmapped: dict[tuple[str | None, str | None, int | None], int] = {}
         self._get = itemgetter(*(self.ix[c] for c in _USED))
         self._dates: dict[object, dt.date | None] = {}
@@ -194,12 +166,12 @@ class RowMapper:
         if not system or not key:
             raise ValueError("a source row has no source_system or source_record_key")
         key = str(key)
-        tid = technical_id_for(system, key)
         issues: list[Issue] = []
 
         cert, missing = self._certification(ctype, ccode, diploma, version, year)
         if missing is not None:
             self.unmapped[missing] = self.unmapped.get(missing, 0) + 1
+        tid = make_technical_id(self.id_key, system, key, *cert) if cert else None
         try:
             award = self._date(award_raw)
         except ValueError:
@@ -290,13 +262,13 @@ class RowMapper:
         if not all(system) or not all(raw_keys):
             raise ValueError("a source row has no source_system or source_record_key")
         keys = list(map(str, raw_keys))
-        tids = technical_ids_for(system, keys)
 
         certs_u, cert_i = _factorize_rows(
             [col(c) for c in ("certification_type", "certification_code", "diploma_code",
                               "diploma_version", "academic_year")]
         )  # fmt: skip
         certs = [self._certification(*k) for k in certs_u]
+        tids = technical_ids(self.id_key, system, keys, [certs[i][0] for i in cert_i.tolist()])
         counts = np.bincount(cert_i, minlength=len(certs_u))
         for (_, missing), count in zip(certs, counts.tolist(), strict=True):
             if missing is not None:
