@@ -2,11 +2,13 @@
 -- docs/sources.md. Binds :date_from (inclusive) and :date_to (exclusive) select on the
 -- deliberation date, or on the authorisation date when it is missing (reported).
 -- Only authorised, non-cancelled awards; the certification mapping is applied by the
--- pipeline on diplome.code (no version). Positive result codes and etat_* values come
+-- pipeline on diplome.code (no version). The record key is the award's natural key
+-- (COC learner, diploma): the DRE documents no surrogate id on apprenant_diplome. Positive result codes and etat_* values come
 -- from the institution's nomenclature: check them on the DRE before production.
 SELECT
   'PEGASE' AS source_system,
-  CAST(ad.id AS VARCHAR) AS source_record_key,
+  CAST(ad.id_apprenant AS VARCHAR) || '-' || CAST(ad.id_diplome AS VARCHAR)
+    AS source_record_key,
   CAST(ia.id AS VARCHAR) AS source_person_id,
   ia.code_apprenant AS student_number,
   NULLIF(ia.ine_maitre, 'N/A') AS ine,
