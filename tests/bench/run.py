@@ -17,6 +17,7 @@ DEFAULTS = {
     "extract": [1_000_000],
     "quality": [1_000_000],
     "ledger": [1_000_000],
+    "ledger_sqlite": [1_000_000],
     "receipts": [200_000],
 }
 

@@ -5,10 +5,13 @@ Only counts are checked here (a small N); ``make bench`` prints the times.
 
 from __future__ import annotations
 
-from tests.bench import bench_ledger
+import pytest
+
+from tests.bench import bench_ledger, bench_ledger_sqlite
 
 
-def test_bench_stages_every_passage_once_and_resends_none():
-    r = bench_ledger.run(2_500)
+@pytest.mark.parametrize("bench", [bench_ledger, bench_ledger_sqlite], ids=["pg", "sqlite"])
+def test_bench_stages_every_passage_once_and_resends_none(bench):
+    r = bench.run(2_500)
     assert r["passages"] == r["staged"] == 2_500
     assert r["files"] == 1 and r["resent"] == 0
