@@ -135,3 +135,22 @@ def test_a_certification_filter_keeps_only_those_codes(config):
     codes = {c for b in only["build"] for f in b["files"] for c in f["certifications"]}
     assert codes == {code}
     assert only["delta"]["other_certifications"] > 0
+
+
+def test_passages_extracted_with_another_key_are_refused_before_any_claim(config, tmp_path):
+    """A passages file from another ledger (or an older extractor) would be sent under
+    ids this ledger cannot match again: the delta refuses it and claims nothing."""
+    from cpf_deposit.ledger import open_ledger, passage_counts
+    from cpf_deposit.pipeline import delta_step, extract_step, gate_step, source_of
+
+    source = source_of(config, "apogee")
+    work = tmp_path / "work"
+    extract_step(config, source, FULL, work, "run-x", bytes(32))
+    gate_step(config, source, work, "run-x", TODAY)
+    ledger = open_ledger(config)
+    try:
+        with pytest.raises(PipelineError, match="not made with this ledger's key"):
+            delta_step(config, ledger, work, "run-x")
+        assert passage_counts(ledger) == {}
+    finally:
+        ledger.dispose()

@@ -143,6 +143,27 @@ def gate_step(
     }
 
 
+def _check_ledger_id(ledger, p, path: Path) -> None:
+    """Refuse passages whose idTechnique this ledger would not give (another ledger's
+    key, or a file extracted by an older version): they would be sent under ids the
+    ledger cannot match again."""
+    from cpf_deposit.ledger import make_technical_id
+
+    expected = make_technical_id(
+        ledger.id_key,
+        p.source_system,
+        p.source_record_key,
+        p.certification_type,
+        p.certification_code,
+        scheme=ledger.id_scheme,
+    )
+    if p.technical_id != expected:
+        raise PipelineError(
+            f"{path.name}: idTechnique {p.technical_id} was not made with this ledger's "
+            "key; run the extraction again"
+        )
+
+
 def delta_step(
     config: Config,
     ledger,
@@ -167,10 +188,14 @@ def delta_step(
 
     def candidates():
         nonlocal unreadable, other_certifications
+        checked = False
         for p in read_passages(work / PASSAGES):
             if isinstance(p, Refusal):
                 unreadable += 1
                 continue
+            if not checked and p.source_system and p.source_record_key:
+                _check_ledger_id(ledger, p, work / PASSAGES)  # one tells for the whole file
+                checked = True
             if certifications is not None and p.certification_code not in certifications:
                 other_certifications += 1
                 continue

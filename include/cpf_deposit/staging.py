@@ -418,7 +418,14 @@ def _reconcile_built(conn, rec: FileRecord, outbox: Outbox, now: dt.datetime) ->
     outbox.remove(_part(rec.file_name))
     outbox.remove(rec.file_name)
     outbox.remove(rec.file_name + MANIFEST_SUFFIX)
-    revert_file(conn, rec.id_flux, FileStatus.ABORTED, now, "fichier introuvable après arrêt")
+    revert_file(
+        conn,
+        rec.id_flux,
+        FileStatus.ABORTED,
+        now,
+        "fichier introuvable après arrêt",
+        expected=FileStatus.BUILT,
+    )
     return False
 
 
@@ -522,7 +529,14 @@ def stage(
             outbox.remove(rec.file_name)
             outbox.remove(rec.file_name + MANIFEST_SUFFIX)
             with ledger.begin() as conn:
-                revert_file(conn, rec.id_flux, FileStatus.ABORTED, utcnow(), "réservation perdue")
+                revert_file(
+                    conn,
+                    rec.id_flux,
+                    FileStatus.ABORTED,
+                    utcnow(),
+                    "réservation perdue",
+                    expected=FileStatus.BUILT,
+                )
             raise
         if not ok and now_rec.status != FileStatus.STAGED:
             outbox.remove(rec.file_name)
@@ -745,11 +759,18 @@ def purge(
         if rec is not None and rec.status == FileStatus.BUILT:
             continue  # the recovery step owns it
         if rec is not None and rec.status == FileStatus.STAGED and name == base:
-            with ledger.begin() as conn:
-                report.expired_passages += revert_file(
-                    conn, rec.id_flux, FileStatus.EXPIRED, now, "non déposé avant la purge"
+            with ledger.begin() as conn:  # unless deposited since it was listed
+                put_back = revert_file(
+                    conn,
+                    rec.id_flux,
+                    FileStatus.EXPIRED,
+                    now,
+                    "non déposé avant la purge",
+                    expected=FileStatus.STAGED,
                 )
-            report.expired_files.append(base)
+            if put_back is not None:
+                report.expired_passages += put_back
+                report.expired_files.append(base)
         outbox.remove(name)
         report.removed.append(f"outbox/{name}")
     base_dir = Path(config.paths.base_dir)

@@ -200,3 +200,13 @@ def test_a_passage_is_never_in_two_files_awaiting_the_cdc(ledger, config):
     with pytest.raises(LedgerError, match="already in another file"), ledger.begin() as conn:
         record_file(conn, start.run_id, written("B.xml"), ids, work_path="-", now=now)
     assert passage_counts(ledger) == {Status.BUILT: 3}
+
+
+def test_a_retry_under_the_same_run_id_sees_its_staged_passages_as_pending(ledger, config):
+    """Airflow clears or retries a run with its run id: its staged files are not duplicates."""
+    cands = passages(ledger.id_key, 0, 4)
+    run_id = "scheduled__2026-07-01T02:00:00+00:00"
+    _, first, _ = run_pipeline(ledger, config, cands, run_id=run_id)
+    _, again, staged = run_pipeline(ledger, config, cands, run_id=run_id)
+    assert first.sent == 4 and staged == []
+    assert again.counts == {Reason.PENDING: 4} and again.listed == {}

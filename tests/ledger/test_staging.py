@@ -24,6 +24,7 @@ from cpf_deposit.ledger import (
 from cpf_deposit.ledger.schema import ledger_file, ledger_sending
 from cpf_deposit.staging import (
     MANIFEST_SUFFIX,
+    LocalOutbox,
     ObjectStorageOutbox,
     notification_text,
     pending_deposit,
@@ -181,6 +182,37 @@ def test_notification_text_is_french_and_names_each_file(ledger, config):
 def _age(path: Path, days: int, now: dt.datetime) -> None:
     t = (now - dt.timedelta(days=days)).timestamp()
     os.utime(path, (t, t))
+
+
+class _DepositedWhileListing(LocalOutbox):
+    """An outbox whose listing lets the operator record a deposit meanwhile."""
+
+    def __init__(self, root, deposit):
+        super().__init__(root)
+        self.deposit = deposit
+
+    def names(self):
+        names = super().names()
+        self.deposit()
+        return names
+
+
+def test_purge_never_expires_a_file_deposited_while_it_ran(ledger, config):
+    """Purge sees the file STAGED, the deposit lands, purge must not put it back."""
+    now = dt.datetime.now(dt.UTC)
+    _, _, (f,) = run_pipeline(ledger, config, passages(ledger.id_key, 0, 3))
+    for name in (f.file_name, f.file_name + MANIFEST_SUFFIX):
+        _age(_outbox(config) / name, 91, now)
+    box = _DepositedWhileListing(
+        _outbox(config), lambda: mark_deposited(ledger, f.id_flux, "Agent Test")
+    )
+
+    report = purge(config, now, ledger=ledger, outbox=box)
+
+    assert report.expired_files == [] and report.expired_passages == 0
+    assert passage_counts(ledger) == {Status.DEPOSITED: 3}
+    _, d, staged = run_pipeline(ledger, config, passages(ledger.id_key, 0, 3))
+    assert staged == [] and d.sent == 0
 
 
 def test_purge_removes_old_personal_data_and_resends_expired_files(ledger, config):

@@ -170,10 +170,12 @@ class DeltaSelection:
             if not same_key:
                 self._note(Reason.ID_COLLISION, tid)
             elif status == Status.CLAIMED:
-                if mine:
-                    self._note(Reason.DUPLICATE, tid)
-                elif file_status in (FileStatus.STAGED, FileStatus.DEPOSITED):
+                # In a file in the outbox or deposited, whoever staged it (an Airflow
+                # retry keeps its run id); else claimed by a running run, maybe this one.
+                if file_status in (FileStatus.STAGED, FileStatus.DEPOSITED):
                     self._note(Reason.PENDING if same_claim else Reason.CHANGED_WHILE_PENDING, tid)
+                elif mine:
+                    self._note(Reason.DUPLICATE, tid)
                 else:
                     self._note(Reason.CLAIMED_ELSEWHERE, tid)
             elif status == Status.ACCEPTED:

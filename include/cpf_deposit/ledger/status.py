@@ -102,11 +102,34 @@ def release_claims(conn: Connection, run_id: str, now: dt.datetime) -> int:
     return n
 
 
-def revert_file(conn: Connection, id_flux: str, to: FileStatus, now: dt.datetime, reason: str):
-    """A file that will never be deposited (ABORTED, EXPIRED): its passages go back."""
+def revert_file(
+    conn: Connection,
+    id_flux: str,
+    to: FileStatus,
+    now: dt.datetime,
+    reason: str,
+    *,
+    expected: FileStatus,
+) -> int | None:
+    """A file that will never be deposited (ABORTED, EXPIRED): its passages go back.
+
+    Only from the status the caller saw (``expected``, BUILT or STAGED), checked in
+    this transaction: a file deposited since must keep its passages, or they would
+    be sent twice. None, and nothing changed, when the file is no longer there.
+    """
     if to not in (FileStatus.ABORTED, FileStatus.EXPIRED):
         raise ValueError(to)
-    run_id = conn.execute(select(F.run_id).where(F.id_flux == id_flux)).scalar_one()
+    if expected not in (FileStatus.BUILT, FileStatus.STAGED):
+        raise ValueError(expected)
+    run_id = conn.execute(
+        update(ledger_file)
+        .where(F.id_flux == id_flux, F.status == expected)
+        .values(status=to, reason=reason, updated_at=now)
+        .returning(F.run_id)
+    ).scalar_one_or_none()
+    if run_id is None:
+        log.info("file %s is no longer %s: not %s", id_flux, expected.value, to.value)
+        return None
     where = and_(
         P.status == Status.CLAIMED,
         P.claim_run == run_id,
@@ -117,11 +140,6 @@ def revert_file(conn: Connection, id_flux: str, to: FileStatus, now: dt.datetime
         update(ledger_sending)
         .where(S.id_flux == id_flux, S.status == Status.PENDING)
         .values(status=Status(to.value), decided_at=now)
-    )
-    conn.execute(
-        update(ledger_file)
-        .where(F.id_flux == id_flux)
-        .values(status=to, reason=reason, updated_at=now)
     )
     log.info("file %s %s: %d passage(s) put back for a later run", id_flux, to.value, n)
     return n

@@ -68,5 +68,10 @@ def downgrade() -> None:
         " claim_run = NULL, claim_hash = NULL, claimed_at = NULL"
         f" WHERE status = 'CLAIMED' AND {file_status} IN ('STAGED', 'DEPOSITED')"
     )
-    op.execute("UPDATE ledger_passage SET status = 'BUILT' WHERE status = 'CLAIMED'")
+    # Claimed, not in the outbox: 0001 kept copies of the settled columns to revert to.
+    op.execute(
+        "UPDATE ledger_passage SET status = 'BUILT',"
+        " prev_hash = sent_hash, prev_flux = id_flux, prev_reason = reason"
+        " WHERE status = 'CLAIMED'"
+    )
     op.drop_index("uq_ledger_sending_pending", table_name="ledger_sending")
