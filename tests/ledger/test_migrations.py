@@ -188,3 +188,21 @@ def test_0002_moves_the_file_steps_off_the_passages_and_back(empty_url):
     for tid in ("DEP", "RUN", "FIXING", "OK"):  # AGAIN and NEW were settled meanwhile
         assert back[tid] == before[tid], tid
     engine.dispose()
+
+
+def test_0002_refuses_a_ledger_it_cannot_convert_and_changes_nothing(empty_url):
+    engine = make_engine(empty_url)
+    upgrade(engine, "0001")
+    meta = MetaData()
+    meta.reflect(engine, only=["ledger_file", "ledger_passage", "ledger_sending"])
+    passage = meta.tables["ledger_passage"]
+    stray = _old_passage("STRAY", "STAGED", sent_hash="h", id_flux="F1")  # no pending sending
+    with engine.begin() as conn:
+        conn.execute(insert(meta.tables["ledger_file"]), OLD_FILES)
+        conn.execute(insert(passage), [{c.name: stray.get(c.name) for c in passage.c}])
+
+    with pytest.raises(RuntimeError, match="1 staged or deposited passages in no file"):
+        upgrade(engine)
+    assert current_revision(engine) == "0001"
+    assert _rows(engine, "ledger_passage", "technical_id", ("status",)) == {"STRAY": ("STAGED",)}
+    engine.dispose()

@@ -29,7 +29,28 @@ PENDING_FILE = (
 )
 
 
+# Two states version 0001 never writes; converting them would strand passages.
+INCONSISTENT = {
+    "passages awaiting the CDC in two files": (
+        "SELECT count(*) FROM (SELECT technical_id FROM ledger_sending"
+        " WHERE status = 'PENDING' GROUP BY technical_id HAVING count(*) > 1) twice"
+    ),
+    "staged or deposited passages in no file awaiting the CDC": (
+        "SELECT count(*) FROM ledger_passage p WHERE p.status IN ('STAGED', 'DEPOSITED')"
+        " AND NOT EXISTS (SELECT 1 FROM ledger_sending s"
+        " WHERE s.technical_id = p.technical_id AND s.status = 'PENDING')"
+    ),
+}
+
+
 def upgrade() -> None:
+    conn = op.get_bind()
+    for what, count in INCONSISTENT.items():
+        n = conn.execute(sa.text(count)).scalar_one()
+        if n:
+            raise RuntimeError(
+                f"ledger not migrated: {n} {what}; repair the ledger (or restore a backup) first"
+            )
     op.create_index(
         "uq_ledger_sending_pending",
         "ledger_sending",
