@@ -153,16 +153,25 @@ def _rows(engine, table_name, key, columns):
     return {r[key]: tuple(r[c] for c in columns) for r in rows}
 
 
-def test_0002_moves_the_file_steps_off_the_passages_and_back(empty_url):
-    engine = make_engine(empty_url)
+def _ledger_0001(url, passages, sendings):
+    """A ledger at revision 0001 holding these rows (as 0001 wrote them)."""
+    engine = make_engine(url)
     upgrade(engine, "0001")
     meta = MetaData()
     meta.reflect(engine, only=["ledger_file", "ledger_passage", "ledger_sending"])
     passage = meta.tables["ledger_passage"]
     with engine.begin() as conn:
         conn.execute(insert(meta.tables["ledger_file"]), OLD_FILES)
-        conn.execute(insert(passage), [{c.name: r.get(c.name) for c in passage.c} for r in OLD])
-        conn.execute(insert(meta.tables["ledger_sending"]), OLD_SENDINGS)
+        conn.execute(
+            insert(passage), [{c.name: r.get(c.name) for c in passage.c} for r in passages]
+        )
+        if sendings:
+            conn.execute(insert(meta.tables["ledger_sending"]), sendings)
+    return engine
+
+
+def test_0002_moves_the_file_steps_off_the_passages_and_back(empty_url):
+    engine = _ledger_0001(empty_url, OLD, OLD_SENDINGS)
     before = _rows(engine, "ledger_passage", "technical_id", OLD_COLUMNS)
 
     upgrade(engine)
@@ -191,15 +200,8 @@ def test_0002_moves_the_file_steps_off_the_passages_and_back(empty_url):
 
 
 def test_0002_refuses_a_ledger_it_cannot_convert_and_changes_nothing(empty_url):
-    engine = make_engine(empty_url)
-    upgrade(engine, "0001")
-    meta = MetaData()
-    meta.reflect(engine, only=["ledger_file", "ledger_passage", "ledger_sending"])
-    passage = meta.tables["ledger_passage"]
     stray = _old_passage("STRAY", "STAGED", sent_hash="h", id_flux="F1")  # no pending sending
-    with engine.begin() as conn:
-        conn.execute(insert(meta.tables["ledger_file"]), OLD_FILES)
-        conn.execute(insert(passage), [{c.name: stray.get(c.name) for c in passage.c}])
+    engine = _ledger_0001(empty_url, [stray], [])
 
     with pytest.raises(RuntimeError, match="1 staged or deposited passages in no file"):
         upgrade(engine)
