@@ -122,8 +122,14 @@ def ids_in_outbox(config: Config) -> list[str]:
     root = Path(config.paths.outbox)
     if root.is_dir():
         for f in sorted(root.glob("CPF_*.xml")):
-            out += [m.decode() for m in _ID.findall(f.read_bytes())]
+            out += ids_in_file(config, f.name)
     return out
+
+
+def ids_in_file(config: Config, file_name: str) -> list[str]:
+    """The idTechniques of one flux file of the outbox, in file order."""
+    data = (Path(config.paths.outbox) / file_name).read_bytes()
+    return [m.decode() for m in _ID.findall(data)]
 
 
 def main(argv: list[str]) -> int:

@@ -83,13 +83,13 @@ def _old_passage(tid, status, **values):
     return row | values
 
 
-def _old_file(id_flux, status, run_id):
+def _old_file(id_flux, status, run_id, passages):
     return dict(
         id_flux=id_flux,
         file_name=f"{id_flux}.xml",
         sha256="0" * 64,
         size=1,
-        passages=0,
+        passages=passages,
         certifications="{}",
         horodatage="2026-07-01T04:00:00+02:00",
         run_id=run_id,
@@ -100,8 +100,11 @@ def _old_file(id_flux, status, run_id):
 
 
 # Ledger rows as version 0001 wrote them, in every state a passage could be in.
-OLD_FILES = [_old_file("F0", "PROCESSED", "r0"), _old_file("F1", "STAGED", "r1")]
-OLD_FILES += [_old_file("F2", "DEPOSITED", "r1")]
+OLD_FILES = [
+    _old_file("F0", "PROCESSED", "r0", 2),
+    _old_file("F1", "STAGED", "r1", 2),
+    _old_file("F2", "DEPOSITED", "r1", 1),
+]
 OLD = [
     _old_passage("NEW", "STAGED", sent_hash="h-new", id_flux="F1"),
     _old_passage(

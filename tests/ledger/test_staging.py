@@ -20,6 +20,7 @@ from cpf_deposit.ledger import (
     mark_deposited,
     mark_rejected,
     passage_counts,
+    select_delta,
 )
 from cpf_deposit.ledger.schema import ledger_file, ledger_sending
 from cpf_deposit.staging import (
@@ -31,7 +32,7 @@ from cpf_deposit.staging import (
     purge,
     record_deposit,
 )
-from tests.ledger_helpers import ids_in_outbox, passages, run_pipeline
+from tests.ledger_helpers import ids_in_file, ids_in_outbox, passages, run_pipeline
 
 
 def _outbox(config):
@@ -324,3 +325,38 @@ def test_unsupported_connection_type_is_refused(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_CPF_LEDGER", "mysql://u@h/db")
     with pytest.raises(LedgerError, match="not supported"):
         url_from_conn_id("cpf_ledger", Path("/unused.db"))
+
+
+def test_status_counts_agree_with_each_passage_state(ledger, config):
+    """The dashboard's counts (per file) and the per-passage view tell the same story."""
+    from sqlalchemy import func
+
+    from cpf_deposit.ledger.schema import passage_state
+    from cpf_deposit.staging import start_run
+
+    key = ledger.id_key
+    _, _, (_staged, b, c) = run_pipeline(ledger, config, passages(key, 0, 9), max_passages=3)
+    mark_deposited(ledger, b.id_flux, "Agent Test")
+    mark_deposited(ledger, c.id_flux, "Agent Test")
+    ids_c = sorted(ids_in_file(config, c.file_name))
+    mark_accepted(ledger, c.id_flux, ids_c[:1])  # c: one decided, two still pending
+    mark_rejected(ledger, c.id_flux, {ids_c[1]: "Aucun titulaire ne correspond"})
+    start = start_run(ledger, config, kind="test")  # claimed, in no file yet
+    assert len(list(select_delta(ledger, passages(key, 20, 22), start.run_id))) == 2
+
+    state = passage_state()
+    with ledger.engine.connect() as conn:
+        per_passage = dict(
+            conn.execute(select(state.c.status, func.count()).group_by(state.c.status)).all()
+        )
+    assert (
+        passage_counts(ledger)
+        == per_passage
+        == {
+            Status.BUILT: 2,
+            Status.STAGED: 3,
+            Status.DEPOSITED: 4,
+            Status.ACCEPTED: 1,
+            Status.REJECTED: 1,
+        }
+    )

@@ -38,7 +38,6 @@ from cpf_deposit.ledger.schema import (
     ledger_file,
     ledger_passage,
     ledger_sending,
-    passage_state,
 )
 
 log = logging.getLogger(__name__)
@@ -536,11 +535,26 @@ def apply_receipt_results(
 
 
 def passage_counts(ledger: Ledger) -> dict[str, int]:
-    """Passages by the status an operator sees (a claimed one as its file is)."""
-    state = passage_state()
+    """Passages by the status an operator sees (a claimed one as its file is).
+
+    The same counts as grouping :func:`passage_state`, without joining every passage
+    to its sending (seconds a page load at a million): a staged file's passages all
+    await the deposit, and only deposited files are counted sending by sending.
+    """
     with ledger.engine.connect() as conn:
-        rows = conn.execute(select(state.c.status, func.count()).group_by(state.c.status)).all()
-    return {s: n for s, n in rows}
+        counts = dict(conn.execute(select(P.status, func.count()).group_by(P.status)).all())
+        claimed = counts.pop(Status.CLAIMED, 0)
+        staged = conn.execute(
+            select(func.coalesce(func.sum(F.passages), 0)).where(F.status == FileStatus.STAGED)
+        ).scalar_one()
+        deposited = conn.execute(
+            select(func.count())
+            .select_from(ledger_sending.join(ledger_file, F.id_flux == S.id_flux))
+            .where(F.status == FileStatus.DEPOSITED, S.status == Status.PENDING)
+        ).scalar_one()
+    built = claimed - staged - deposited
+    counts |= {Status.BUILT: built, Status.STAGED: staged, Status.DEPOSITED: deposited}
+    return {s: n for s, n in counts.items() if n}
 
 
 def changed_after_acceptance(ledger: Ledger) -> list[str]:
