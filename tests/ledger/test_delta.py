@@ -210,3 +210,9 @@ def test_a_retry_under_the_same_run_id_sees_its_staged_passages_as_pending(ledge
     _, again, staged = run_pipeline(ledger, config, cands, run_id=run_id)
     assert first.sent == 4 and staged == []
     assert again.counts == {Reason.PENDING: 4} and again.listed == {}
+
+
+def test_the_ledger_guide_explains_every_skip_reason():
+    guide = (HERE.parents[1] / "docs" / "ledger.md").read_text(encoding="utf-8")
+    skips = [v for k, v in vars(Reason).items() if k.isupper() and not k.startswith("SENT_")]
+    assert [r for r in skips if f"`{r}`" not in guide] == []
