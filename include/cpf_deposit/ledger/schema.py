@@ -48,7 +48,6 @@ from sqlalchemy import (
     and_,
     case,
     literal,
-    null,
     select,
     text,
 )
@@ -225,8 +224,7 @@ def passage_state():
 
     Columns: ``technical_id``; ``status``, where a claimed passage takes its file's
     step (BUILT until the file is staged, then STAGED, DEPOSITED); ``id_flux``, the
-    file it is in now, else the last decided one; ``reason``, the last CDC reason of
-    a settled passage.
+    file it is in now, else the last decided one.
     """
     p = ledger_passage.c
     pending = ledger_sending.alias("pending")
@@ -243,7 +241,6 @@ def passage_state():
             p.technical_id,
             status.label("status"),
             case((claimed, pending.c.id_flux), else_=p.id_flux).label("id_flux"),
-            case((claimed, null()), else_=p.reason).label("reason"),
         )
         .select_from(
             ledger_passage.outerjoin(

@@ -227,8 +227,8 @@ def mark_file_staged(
     """A BUILT file becomes STAGED, and so its passages; False when it is not BUILT (any more).
 
     Only the file row changes (see :mod:`cpf_deposit.ledger.schema`). Raises
-    :class:`ClaimLost` when some of its passages are no longer claimed by the file's
-    run (roll back, then abort the file).
+    :class:`ClaimLost` when fewer of its sendings await the CDC than it holds passages:
+    some claims were released meanwhile (roll back, then abort the file).
     """
     cond = [F.id_flux == id_flux, F.status == FileStatus.BUILT]
     if run_id is not None:
