@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cpf_deposit import errors
+
 ENV_CONFIG = "CPF_DEPOSIT_CONFIG"
 ENV_HOME = "CPF_DEPOSIT_HOME"
 SOURCE_SYSTEMS = ("apogee", "geode", "pegase")
@@ -29,8 +31,9 @@ _UAI = re.compile(r"[0-9]{7}[A-Z]")
 _CONN_ID = re.compile(r"[A-Za-z0-9_]+")
 
 
-class ConfigError(ValueError):
-    """A config key is missing, unknown or holds a value of the wrong shape."""
+class ConfigError(errors.ConfigError, ValueError):
+    """A config key is missing, unknown or holds a value of the wrong shape (terminal:
+    the file must be fixed)."""
 
     def __init__(self, key: str, expected: str, source: str | None = None):
         where = f" in {source}" if source else ""

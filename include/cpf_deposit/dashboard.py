@@ -190,7 +190,7 @@ def open_existing_ledger(config):
     except LedgerError:
         return None
     except Exception as exc:  # an unmigrated database: no table yet
-        log.warning("ledger not readable for the dashboard: %s", type(exc).__name__)
+        log.warning("registre illisible pour le tableau de bord : %s", type(exc).__name__)
         return None
 
 

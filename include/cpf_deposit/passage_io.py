@@ -18,13 +18,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cpf_deposit.errors import DataError
 from cpf_deposit.flux.writer import FILE_MODE, Refusal
 from cpf_deposit.model import FIELD_BY_NAME, FIELDS, PASSAGE_FIELD_NAMES, Passage, Problem
 
 BATCH_ROWS = 50_000
 
 
-class RowError(ValueError):
+class RowError(DataError, ValueError):
+    """A cell cannot be read as its field's type (terminal: the row is refused)."""
+
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field

@@ -12,10 +12,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="run the whole loop on the embedded default (demo database, local folders)",
-        description="Generate the demo Apogée database, run the annual deposit DAG for "
-        "every academic year since 2020-2021 with dag.test(), record the deposits, play "
-        "the CDC, run the receipts DAG, and print the reconciliation rate and where the "
-        "flux files, quarantine, worklist and report are. Everything goes under var/.",
+        description="Generate the demo Apogée database, start a real Airflow under "
+        "var/airflow, unpause the annual deposit DAG (its catch-up runs every academic "
+        "year since 2020-2021), answer every deposit form but the newest through the "
+        "REST API, play the CDC, run the receipts DAG, stop Airflow, and print the "
+        "reconciliation rate and where the flux files, quarantine, worklist and report "
+        "are. Everything goes under var/; `make airflow` then opens the same state.",
     )
     p.add_argument("--dags", type=Path, default=Path("dags"), help="DAG folder (default: dags)")
     p.add_argument("--graduates", type=int, default=5000, metavar="N")

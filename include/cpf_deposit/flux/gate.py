@@ -15,9 +15,13 @@ answers ``False``: the caller then runs the full validator for the diagnosis.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from cpf_deposit.flux.writer import NAMESPACE, XSI
+from cpf_deposit.progress import Progress
+
+log = logging.getLogger(__name__)
 
 PASSAGE_OPEN = b"<cpf:passageCertification>"
 BATCH = 4000
@@ -50,26 +54,33 @@ def _valid(doc: bytes, schema) -> bool:
 def passes_xsd(path: str | Path, schema) -> tuple[bool, int]:
     """(valid, passages) for a file written one passage per line; ``False`` means "run
     the full validator", not necessarily "invalid"."""
+    label = f"contrôle XSD de {Path(path).name}"
+    with Progress(log, label, unit="passages") as progress, open(path, "rb") as fh:
+        return _passes(fh, schema, progress)
+
+
+def _passes(fh, schema, progress: Progress) -> tuple[bool, int]:
     envelope: list[bytes] = []
     batch: list[bytes] = []
     passages = 0
     first_in_block = True
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.startswith(PASSAGE_OPEN):
-                passages += 1
-                if first_in_block:
-                    envelope.append(line)  # keeps the block valid in the envelope document
-                    first_in_block = False
-                    continue
-                batch.append(line)
-                if len(batch) >= BATCH:
-                    if not _valid(_SKELETON_HEAD + b"".join(batch) + _SKELETON_TAIL, schema):
-                        return False, passages
-                    batch.clear()
-            else:
-                envelope.append(line)
-                first_in_block = True
+    for line in fh:
+        if line.startswith(PASSAGE_OPEN):
+            passages += 1
+            if first_in_block:
+                envelope.append(line)  # keeps the block valid in the envelope document
+                first_in_block = False
+                continue
+            batch.append(line)
+            if len(batch) >= BATCH:
+                if not _valid(_SKELETON_HEAD + b"".join(batch) + _SKELETON_TAIL, schema):
+                    return False, passages
+                progress.advance(len(batch))
+                batch.clear()
+        else:
+            envelope.append(line)
+            first_in_block = True
+    progress.advance(passages - progress.count)
     if batch and not _valid(_SKELETON_HEAD + b"".join(batch) + _SKELETON_TAIL, schema):
         return False, passages
     return _valid(b"".join(envelope), schema), passages

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -27,10 +28,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cpf_deposit.model import Passage, Problem, problems
+from cpf_deposit.progress import Progress
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:cdc:cpf:pc5:schema:1.0.0"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 FILE_MODE = 0o600
+PROGRESS_EVERY = 4096  # passages between two looks at the clock (the loop stays tight)
 
 
 @dataclass(frozen=True)
@@ -324,6 +329,7 @@ def write_flux(
     max_bytes: int = 200_000_000,
     max_passages: int = 200_000,
     id_flux_factory: Callable[[], str] | None = None,
+    reserve_name: Callable[[str], bool] | None = None,
     on_passage: Callable[[Passage, WrittenFile], None] | None = None,
     on_file: Callable[[WrittenFile], None] | None = None,
 ) -> FluxBatch:
@@ -333,6 +339,8 @@ def write_flux(
     certification first (extraction does) to get one block per certification.
     ``on_passage`` sees each written passage with its file (for the ledger);
     ``on_file`` sees each file once it is complete (e.g. to validate it meanwhile).
+    ``reserve_name`` claims a file name atomically (False: taken elsewhere), for writers
+    running side by side, such as the chunks of one run built in parallel tasks.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     start = (moment or dt.datetime.now(dt.UTC)).astimezone(tz).replace(microsecond=0)
@@ -345,7 +353,11 @@ def write_flux(
         local = start + dt.timedelta(seconds=len(batch.files))
         name = flux_file_name(header.uai, header.certificateur_id, local)
         # Unique even for two files written in the same second: take the next free second.
-        while name in used_names or (out_dir / name).exists():
+        while (
+            name in used_names
+            or (out_dir / name).exists()
+            or (reserve_name is not None and not reserve_name(name))
+        ):
             local += dt.timedelta(seconds=1)
             name = flux_file_name(header.uai, header.certificateur_id, local)
         used_names.add(name)
@@ -360,54 +372,63 @@ def write_flux(
         if on_file:
             on_file(done)
 
-    try:
-        for passage in passages:
-            found = problems(passage)
-            if found:
-                batch.refused.append(
-                    Refusal(passage.technical_id, passage.source_record_key, tuple(found))
+    uncounted = 0  # passages not yet told to the progress line
+    with Progress(log, "écriture du flux", unit="passages") as progress:
+        try:
+            for passage in passages:
+                uncounted += 1
+                if uncounted >= PROGRESS_EVERY:
+                    progress.advance(uncounted)
+                    uncounted = 0
+                found = problems(passage)
+                if found:
+                    batch.refused.append(
+                        Refusal(passage.technical_id, passage.source_record_key, tuple(found))
+                    )
+                    continue
+                if current is not None and passage.technical_id in current.ids:
+                    batch.refused.append(_duplicate(passage))
+                    continue
+                line = render_passage(passage).encode()
+                key = passage.certification_key
+                opening = (
+                    b""
+                    if current is not None and current.cert_key == key
+                    else (_render_certification_open(key).encode())
                 )
-                continue
-            if current is not None and passage.technical_id in current.ids:
-                batch.refused.append(_duplicate(passage))
-                continue
-            line = render_passage(passage).encode()
-            key = passage.certification_key
-            opening = (
-                b""
-                if current is not None and current.cert_key == key
-                else (_render_certification_open(key).encode())
-            )
+                if current is not None:
+                    closing = len(_CERTIFICATION_CLOSE) if opening and current.cert_key else 0
+                    projected = current.written.size + closing + len(opening) + len(line)
+                    full = current.written.passages >= max_passages
+                    if full or projected + _CLOSE_BYTES > max_bytes:
+                        finish(current)
+                        current = None
+                if current is None:
+                    current = open_next()
+                    opening = _render_certification_open(key).encode()
+                    if current.written.size + len(opening) + len(line) + _CLOSE_BYTES > max_bytes:
+                        current.abort()
+                        raise ValueError(f"max_bytes={max_bytes} cannot hold even one passage")
+                elif opening:
+                    current.write(_CERTIFICATION_CLOSE.encode())
+                if opening:
+                    current.write(opening)
+                    current.cert_key = key
+                current.ids.add(passage.technical_id)
+                current.write(line)
+                wf = current.written
+                wf.passages += 1
+                code = key[1]
+                wf.certifications[code] = wf.certifications.get(code, 0) + 1
+                if on_passage:
+                    on_passage(passage, wf)
             if current is not None:
-                closing = len(_CERTIFICATION_CLOSE) if opening and current.cert_key else 0
-                projected = current.written.size + closing + len(opening) + len(line)
-                if current.written.passages >= max_passages or projected + _CLOSE_BYTES > max_bytes:
-                    finish(current)
-                    current = None
-            if current is None:
-                current = open_next()
-                opening = _render_certification_open(key).encode()
-                if current.written.size + len(opening) + len(line) + _CLOSE_BYTES > max_bytes:
-                    current.abort()
-                    raise ValueError(f"max_bytes={max_bytes} cannot hold even one passage")
-            elif opening:
-                current.write(_CERTIFICATION_CLOSE.encode())
-            if opening:
-                current.write(opening)
-                current.cert_key = key
-            current.ids.add(passage.technical_id)
-            current.write(line)
-            wf = current.written
-            wf.passages += 1
-            code = key[1]
-            wf.certifications[code] = wf.certifications.get(code, 0) + 1
-            if on_passage:
-                on_passage(passage, wf)
-        if current is not None:
-            finish(current)
-            current = None
-    except BaseException:
-        if current is not None:
-            current.abort()
-        raise
+                finish(current)
+                current = None
+        except BaseException:
+            if current is not None:
+                current.abort()
+            raise
+        finally:
+            progress.advance(uncounted)
     return batch

@@ -66,6 +66,28 @@ class Reason:
     ID_MISMATCH = "passage_known_under_another_technical_id"
 
 
+# Why a passage is sent, in French (the skip reasons are in cpf_deposit.summaries).
+SENT_FR = {
+    Reason.SENT_NEW: "nouveaux",
+    Reason.SENT_CORRECTED: "corrigés après rejet",
+    Reason.SENT_FILE_REJECTED: "d'un fichier rejeté par la CDC",
+}
+
+
+def _counts_fr(counts: Counter) -> str:
+    """``{'new': 667, 'already_accepted': 3}`` → ``667 nouveaux, 3 déjà acceptés``."""
+    from cpf_deposit.progress import count_fr
+    from cpf_deposit.summaries import SKIP_REASONS
+
+    words = {**SKIP_REASONS, **SENT_FR}
+    parts = [
+        f"{count_fr(n)} {words.get(k, k)}"
+        for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        if n
+    ]
+    return ", ".join(parts) or "aucun passage"
+
+
 # Skips worth naming one by one to the operator (the rest are counted only).
 LISTED = frozenset(
     {
@@ -103,7 +125,7 @@ class DeltaSelection:
         it = iter(self.passages)
         while batch := list(islice(it, self.chunk)):
             yield from self._select(batch)
-        log.info("delta for run %s: %s", self.run_id, dict(self.counts))
+        log.info("sélection du run %s : %s", self.run_id, _counts_fr(self.counts))
         if self.claim and self.counts[Reason.SENT_NEW] >= ANALYZE_AFTER:
             self.ledger.analyze(ledger_passage.name)
 

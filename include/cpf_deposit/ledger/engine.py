@@ -20,14 +20,26 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import URL, make_url
 
+from cpf_deposit import errors
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_NAME = "ledger.db"
 BUSY_TIMEOUT_S = 120
 
 
-class LedgerError(RuntimeError):
-    """The ledger cannot do what was asked (the message says why, without personal data)."""
+class LedgerError(errors.DataError, RuntimeError):
+    """The ledger cannot do what was asked (the message says why, without personal data).
+
+    Terminal: every raise site is a refusal the ledger would repeat (an unknown file, a
+    transition from the wrong state, passages already in another file). A database
+    that cannot be reached raises sqlalchemy's own errors, which
+    :func:`cpf_deposit.errors.is_retryable` judges transient.
+    """
+
+
+class LedgerConfigError(errors.ConfigError, LedgerError):
+    """The ledger's connection or database is not one this package can use (terminal)."""
 
 
 def url_from_conn_id(conn_id: str, fallback: Path) -> URL:
@@ -42,13 +54,13 @@ def url_from_conn_id(conn_id: str, fallback: Path) -> URL:
     try:
         conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
-        log.info("ledger connection %s not defined: using the local SQLite ledger", conn_id)
+        log.info("connexion %s non définie : registre SQLite local", conn_id)
         return URL.create("sqlite", database=str(fallback))
     kind = (conn.conn_type or "").lower()
     if kind == "sqlite":
         path = conn.host or conn.schema
         if not path:
-            raise LedgerError(f"connection {conn_id}: a SQLite connection needs a file path")
+            raise LedgerConfigError(f"connection {conn_id}: a SQLite connection needs a file path")
         return URL.create("sqlite", database=path)
     if kind in ("postgres", "postgresql"):
         return URL.create(
@@ -60,7 +72,7 @@ def url_from_conn_id(conn_id: str, fallback: Path) -> URL:
             database=conn.schema or None,
             query={k: str(v) for k, v in (conn.extra_dejson or {}).items() if k == "sslmode"},
         )
-    raise LedgerError(f"connection {conn_id}: type {kind!r} not supported (sqlite, postgres)")
+    raise LedgerConfigError(f"connection {conn_id}: type {kind!r} not supported (sqlite, postgres)")
 
 
 def make_engine(url: str | URL) -> Engine:
@@ -88,7 +100,7 @@ def make_engine(url: str | URL) -> Engine:
         return engine
     if url.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, hide_parameters=True)
-    raise LedgerError(f"ledger backend {url.get_backend_name()!r} not supported")
+    raise LedgerConfigError(f"ledger backend {url.get_backend_name()!r} not supported")
 
 
 @dataclass
@@ -153,5 +165,5 @@ def ledger_from_engine(engine: Engine) -> Ledger:
     with engine.connect() as conn:
         meta = dict(conn.execute(select(ledger_meta.c.name, ledger_meta.c.value)).all())
     if "id_key" not in meta:
-        raise LedgerError("the ledger has no idTechnique key: is it migrated?")
+        raise LedgerConfigError("the ledger has no idTechnique key: is it migrated?")
     return Ledger(engine, bytes.fromhex(meta["id_key"]), meta.get("id_scheme", "T1"))

@@ -44,9 +44,28 @@ log = logging.getLogger(__name__)
 
 P, F, S = ledger_passage.c, ledger_file.c, ledger_sending.c
 
+# Statuses in the operator's log lines (French; the ledger keeps the English values).
+_STATUS_FR = {
+    "BUILT": "construit",
+    "STAGED": "dans la boîte d'envoi",
+    "ABORTED": "annulé",
+    "EXPIRED": "expiré",
+    "ACCEPTED": "accepté(s)",
+    "REJECTED": "rejeté(s)",
+    "FILE_REJECTED": "rejeté(s) avec le fichier",
+}
+
+
+def _fr(status) -> str:
+    value = getattr(status, "value", status)
+    return _STATUS_FR.get(value, value)
+
 
 class ClaimLost(LedgerError):
-    """A run's claim on passages was released (it was taken for dead): it must not stage."""
+    """A run's claim on passages was released (it was taken for dead): it must not stage.
+
+    Terminal: a retry of the same task would find the claims gone all the same; the
+    next run claims the passages again."""
 
 
 def utcnow() -> dt.datetime:
@@ -97,7 +116,7 @@ def release_claims(conn: Connection, run_id: str, now: dt.datetime) -> int:
     where = and_(P.claim_run == run_id, P.status == Status.CLAIMED, ~in_a_file)
     n = _revert_passages(conn, where, now)
     if n:
-        log.info("run %s: %d claim(s) released", run_id, n)
+        log.info("run %s : %d passage(s) réservé(s) rendu(s) au registre", run_id, n)
     return n
 
 
@@ -127,7 +146,7 @@ def revert_file(
         .returning(F.run_id)
     ).scalar_one_or_none()
     if run_id is None:
-        log.info("file %s is no longer %s: not %s", id_flux, expected.value, to.value)
+        log.info("fichier %s : plus %s, donc pas %s", id_flux, _fr(expected), _fr(to))
         return None
     where = and_(
         P.status == Status.CLAIMED,
@@ -140,7 +159,7 @@ def revert_file(
         .where(S.id_flux == id_flux, S.status == Status.PENDING)
         .values(status=Status(to.value), decided_at=now)
     )
-    log.info("file %s %s: %d passage(s) put back for a later run", id_flux, to.value, n)
+    log.info("fichier %s %s : %d passage(s) rendu(s) pour un prochain run", id_flux, _fr(to), n)
     return n
 
 
@@ -377,10 +396,10 @@ def _decide(
         _receipt_file(conn, id_flux, at)
         out = _decide_in(conn, id_flux, decisions, to, at)
     log.info(
-        "receipt for %s: %d %s, %d already, %d unknown, %d superseded",
+        "accusé de %s : %d %s, %d déjà enregistré(s), %d inconnu(s), %d remplacé(s)",
         id_flux,
         out.applied,
-        to.value,
+        _fr(to),
         out.already,
         len(out.unknown),
         len(out.superseded),
@@ -507,7 +526,7 @@ def apply_file_rejection(conn: Connection, id_flux: str, reason: str, at: dt.dat
         .where(F.id_flux == id_flux)
         .values(status=FileStatus.FILE_REJECTED, reason=reason, updated_at=at)
     )
-    log.info("file %s rejected by the CDC: %d passage(s)", rec.file_name, out.applied)
+    log.info("fichier %s rejeté par la CDC : %d passage(s)", rec.file_name, out.applied)
     return out
 
 

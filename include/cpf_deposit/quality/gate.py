@@ -9,7 +9,9 @@ verdict: ``BLOCK`` (quarantined, not sent) if any blocking rule fired, else ``WA
 (sent and listed) if any rule fired, else ``OK``.
 
 Great Expectations is imported inside functions only, so importing this module (a
-DAG file does) stays fast.
+DAG file does) stays fast. Its loggers are set to WARNING before it is first imported
+(:func:`_quiet_gx`): at import it logs some 220 INFO lines ("Skipping registering
+function ...") that would bury the gate's own line in the task log.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from cpf_deposit.progress import Progress
 from cpf_deposit.quality.prepare import prepare
 from cpf_deposit.quality.rules import BLOCK, OK, RULE_BY_ID, RULES, WARN, Rule
 
@@ -53,18 +56,30 @@ class GateResult:
         return {k: int(v.get(k, 0)) for k in (OK, WARN, BLOCK)}
 
     def summary(self) -> str:
-        """One line, counts only (no personal data)."""
-        c = self.counts
-        return (
-            f"contrôle d'identité : {len(self.verdicts)} passage(s), {c[BLOCK]} bloqué(s), "
-            f"{c[WARN]} avec avertissement, {c[OK]} sans remarque, en {self.seconds:.1f} s"
-        )
+        """One line in French, counts and rule ids only (no personal data): the same
+        words as the task log's step line, plus the time taken."""
+        from cpf_deposit.summaries import summary_line
+
+        return summary_line("gate", {**self.counts, "fired": self.fired, "seconds": self.seconds})
+
+
+# GX's root logger, and one module that sets its own logger to INFO when imported.
+_GX_LOGGERS = ("great_expectations", "great_expectations.data_context.types.base")
+
+
+def _quiet_gx() -> None:
+    """No analytics, and GX's INFO chatter kept out of the logs. Call it before the
+    first GX import (the "Skipping registering function" lines come at import) and
+    again after it (a GX module resets its own logger to INFO when imported)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    for name in _GX_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @cache
 def expectation_class():
     """The custom GX expectation class (defined once, on first use: GX import is slow)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    _quiet_gx()
     from typing import ClassVar, Literal
 
     from great_expectations.execution_engine import PandasExecutionEngine
@@ -104,6 +119,7 @@ def expectation_class():
 
 def build_suite(rules: tuple[Rule, ...] = RULES):
     """The GX expectation suite of the gate (one expectation per rule)."""
+    _quiet_gx()
     import great_expectations as gx
 
     cls = expectation_class()
@@ -120,10 +136,10 @@ def build_suite(rules: tuple[Rule, ...] = RULES):
 
 
 def _run_gx(frame: pd.DataFrame, rules: tuple[Rule, ...]) -> tuple[dict[str, np.ndarray], dict]:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    _quiet_gx()
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    _quiet_gx()
     context = gx.get_context(mode="ephemeral")
     try:
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -180,13 +196,17 @@ def run_gate(
     ``use_gx=False`` runs the same rule functions without Great Expectations (a
     cross-check and a fallback); the verdicts are identical."""
     started = time.perf_counter()
-    frame = prepare(df, today=today, certification_map=certification_map)
-    if use_gx:
-        fired, stats = _run_gx(frame, rules)
-        engine = "great_expectations"
-    else:
-        fired, stats = _run_direct(frame, rules), {}
-        engine = "pandas"
+    # One GX call checks every row at once: no line along the way, only the closing one.
+    checked = Progress(log, "contrôle d'identité", unit="lignes", every=float("inf"))
+    with checked as progress:
+        frame = prepare(df, today=today, certification_map=certification_map)
+        if use_gx:
+            fired, stats = _run_gx(frame, rules)
+            engine = "great_expectations"
+        else:
+            fired, stats = _run_direct(frame, rules), {}
+            engine = "pandas"
+        progress.advance(len(frame))
     n = len(frame)
     rows, ids = [], []
     for rule in rules:
@@ -242,12 +262,5 @@ def run_gate(
         gx_statistics=stats,
         seconds=time.perf_counter() - started,
         engine=engine,
-    )
-    log.info(
-        "identity gate: %d rows, %d blocked, %d warned, %.1f s",
-        n,
-        int(blocked.sum()),
-        int((warned & ~blocked).sum()),
-        result.seconds,
     )
     return result

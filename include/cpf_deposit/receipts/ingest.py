@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote
 
+from cpf_deposit.errors import DataError
 from cpf_deposit.ledger.engine import Ledger, LedgerError
 from cpf_deposit.ledger.schema import Status, ledger_sending
 from cpf_deposit.ledger.status import (
@@ -86,8 +87,9 @@ _RECEPTION_NAME = re.compile(
 _REASON_TEXT = re.compile(r"^\[(?P<code>[a-z0-9_]+)\] (?P<message>.*)$", re.DOTALL)
 
 
-class ReceiptRefused(ValueError):
-    """A file of the inbox cannot be applied; the message (French) says why."""
+class ReceiptRefused(DataError, ValueError):
+    """A file of the inbox cannot be applied; the message (French) says why (terminal:
+    the file is set aside until someone fixes the cause)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -547,7 +549,7 @@ def ingest_one(
         result.status = REFUSED
         result.error = _french(exc, name)
         result.refused_to = inbox.refuse(name, result.error)
-        log.warning("receipt %s refused: %s", name, result.error)
+        log.warning("accusé %s refusé : %s", name, result.error)
     return result
 
 
@@ -581,7 +583,7 @@ def _ingest(ledger, config, inbox, name, archive, result, max_bytes, now) -> Non
             result.id_flux = seen.get("id_flux")
             if isinstance(inbox, (LocalInbox, ObjectStorageInbox)):
                 _drop_duplicate(inbox, name)
-            log.info("receipt %s: already ingested as %s", name, seen["archived_as"])
+            log.info("accusé %s : déjà intégré sous %s", name, seen["archived_as"])
             return
         if result.kind == KIND_RECEPTION:
             _reception(ledger, inbox, name, archive, result, now)
@@ -602,7 +604,7 @@ def _ingest(ledger, config, inbox, name, archive, result, max_bytes, now) -> Non
     result.status = APPLIED
     archive.append(_index_entry(result, now))
     log.info(
-        "receipt %s applied to %s: %d accepted, %d rejected, %d unknown id(s)",
+        "accusé %s appliqué à %s : %d accepté(s), %d rejeté(s), %d idTechnique(s) inconnu(s)",
         name,
         rec.file_name,
         result.accepted_total,
@@ -703,7 +705,7 @@ def _apply_results(ledger, receipt: Receipt, rec: FileRecord, result, now) -> No
     result.recorded_before = ok.already + ko.already
     if result.unknown_ids:
         log.warning(
-            "receipt for %s names %d idTechnique(s) not in that file: %s",
+            "l'accusé de %s cite %d idTechnique(s) absent(s) de ce fichier : %s",
             rec.file_name,
             len(result.unknown_ids),
             ", ".join(result.unknown_ids[:20]),
@@ -758,7 +760,7 @@ def _reception(ledger, inbox, name, archive, result, now) -> None:
     result.archived_as = str(target.relative_to(archive.root))
     result.status = ARCHIVED
     archive.append(_index_entry(result, now))
-    log.info("accusé de réception %s archived with %s", name, rec.file_name)
+    log.info("accusé de réception %s archivé avec %s", name, rec.file_name)
 
 
 # --------------------------------------------------------------------------------------
@@ -790,7 +792,7 @@ def _keep_award_years(config, archive: ReceiptArchive, rec: FileRecord) -> None:
             if p.technical_id and p.award_date:
                 years[p.technical_id] = academic_year(p.award_date)
     except Exception as exc:  # the receipt is applied; the years are a convenience
-        log.warning("award years of %s not read: %s", rec.file_name, type(exc).__name__)
+        log.warning("années d'obtention de %s non lues : %s", rec.file_name, type(exc).__name__)
         return
     _write_private(out, json.dumps(years, separators=(",", ":")).encode())
 

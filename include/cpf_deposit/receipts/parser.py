@@ -18,12 +18,15 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import unquote
 
+from cpf_deposit.errors import DataError
+
 MAX_RECEIPT_BYTES = 256 * 1024 * 1024  # a 200 000-passage receipt is about 30 MB
 _SNIFF_BYTES = 64 * 1024
 
 
-class ReceiptError(ValueError):
-    """The file is not a receipt this project can trust; nothing was read from it."""
+class ReceiptError(DataError, ValueError):
+    """The file is not a receipt this project can trust; nothing was read from it
+    (terminal: reading it again gives the same answer)."""
 
 
 class Reason(StrEnum):

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpf_deposit.errors import ConfigError
+
 DEFAULT_TABLE = "cdc_vdi_certif_map"
 TYPES = ("RNCP", "RS")
 
@@ -31,8 +33,9 @@ _YEAR = re.compile(r"[12][0-9]{3}")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
 
-class CertificationMapError(ValueError):
-    """The mapping itself is malformed: names the line and the column."""
+class CertificationMapError(ConfigError, ValueError):
+    """The mapping itself is malformed: names the line and the column (terminal: the
+    institution fixes its CSV or table)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpf_deposit.errors import ConfigError, TransientError
 from cpf_deposit.passage_io import arrow_schema
+from cpf_deposit.progress import Progress, count_fr, seconds_fr
 from cpf_deposit.sources.birthplace import BirthplaceResolver, CommuneIndex
 from cpf_deposit.sources.canonical import (
     CANONICAL_COLUMNS,
@@ -54,8 +56,13 @@ FILE_MODE = 0o600
 ISSUE_COLUMNS = ("severity", "source_record_key", "technical_id", "field", "code", "message")
 
 
-class SourceError(RuntimeError):
-    """The source cannot be read: unknown connection, missing table or column."""
+class SourceError(ConfigError, RuntimeError):
+    """The source cannot be read: unknown connection, missing table or column (terminal:
+    the connection or the config must be fixed)."""
+
+
+class SourceUnavailable(TransientError, SourceError):
+    """The source failed while it was being reached or read (retryable)."""
 
 
 @dataclass
@@ -74,9 +81,9 @@ class ExtractReport:
     def summary(self) -> str:
         """One line, in French, counts only."""
         return (
-            f"extraction {self.system} : {self.rows} ligne(s) lue(s), {self.passages} passage(s) "
-            f"écrit(s), {self.errors} erreur(s), {self.warnings} avertissement(s) "
-            f"en {self.seconds:.1f} s"
+            f"extraction {self.system} : {count_fr(self.rows)} ligne(s) lue(s), "
+            f"{count_fr(self.passages)} passage(s) écrit(s), {count_fr(self.errors)} erreur(s), "
+            f"{count_fr(self.warnings)} avertissement(s) en {seconds_fr(self.seconds)}"
         )
 
 
@@ -84,12 +91,16 @@ def connect(conn_id: str):
     """DBAPI connection and Airflow conn_type for ``conn_id`` (OracleHook, SqliteHook...)."""
     try:
         from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
     except ImportError:  # pragma: no cover - Airflow 2 layout
+        from airflow.exceptions import AirflowNotFoundException  # type: ignore[no-redef]
         from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     try:
         connection = BaseHook.get_connection(conn_id)
-    except Exception as exc:  # AirflowNotFoundException and friends
+    except AirflowNotFoundException as exc:
         raise SourceError(f"connection {conn_id!r} not found: {exc}") from None
+    except Exception as exc:  # a secrets backend or the API server failing: try again later
+        raise SourceUnavailable(f"connection {conn_id!r} could not be read: {exc}") from exc
     conn_type = connection.conn_type
     if conn_type not in CONN_DIALECT:
         raise SourceError(f"connection {conn_id!r}: type {conn_type!r} is not supported")
@@ -409,7 +420,9 @@ class _Reader:
                     kind = getattr(sqlite3, name, None) or getattr(pa, name, None)
                     if isinstance(kind, type) and issubclass(kind, Exception):
                         raise kind(message)
-                    raise SourceError(f"the SQLite reader stopped: {error or self.proc.returncode}")
+                    raise SourceUnavailable(
+                        f"the SQLite reader stopped: {error or self.proc.returncode}"
+                    )
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -590,6 +603,7 @@ def extract(
             )
             resolver = BirthplaceResolver(load_commune_index(conn, system))
             with (
+                Progress(log, f"extraction {system}", unit="lignes") as progress,
                 _open_private(out, "wb") as fh,
                 _open_private(canonical_path, "wb") as ch,
                 _open_private(issues_path, "w", newline="", encoding="utf-8") as ih,
@@ -629,6 +643,7 @@ def extract(
                         record(found)
                         writer.write_table(passages)
                         report.rows += len(batch[0])
+                        progress.advance(len(batch[0]))
                         del batch, arrays, passages, found
                     if mapper is not None:
                         record(mapper.unmapped_issues())
@@ -642,12 +657,4 @@ def extract(
                     raw.close()
                 report.passages = writer.count
     report.seconds = time.perf_counter() - started
-    log.info(
-        "extract %s: %d rows, %d passages, %d errors, %d warnings",
-        system,
-        report.rows,
-        report.passages,
-        report.errors,
-        report.warnings,
-    )
-    return report
+    return report  # logged by the progress line; the caller logs report.summary()
