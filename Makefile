@@ -35,28 +35,43 @@ DEMO_ENV = CPF_DEPOSIT_HOME=$(CURDIR) \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW_CONN_APOGEE_DB=sqlite://$(CURDIR)/var/demo/apogee.sqlite
 
+# Starts a real Airflow under var/airflow, runs the loop through it, then stops it.
 demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/cpf-deposit demo
 
-# Browse the demo's runs, the required actions (deposit) and the dashboard.
+# Browse the demo's runs, the deposit form (Required actions) and the dashboard.
+# Log in as admin (or viewer); the passwords are in var/airflow/simple_auth_manager_passwords.json.
 airflow: $(STAMP)
-	$(DEMO_ENV) AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
+	$(DEMO_ENV) AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 \
+	AIRFLOW__API__BASE_URL=http://localhost:8080 \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:8080/execution/ \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,viewer:viewer \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(CURDIR)/var/airflow/simple_auth_manager_passwords.json \
+	$(BIN)/airflow standalone
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # The tests use a real PostgreSQL (ledger, extraction), which this machine kind ships
-# at 127.0.0.1:5432 but CI may find stopped, and Debian's Chromium for the UI test.
+# at 127.0.0.1:5432 but CI may find stopped, Redis at 127.0.0.1:6379 (the Celery broker
+# of the real-stack test, tests/system), Debian's Chromium and its driver for the UI tests.
+APT_GET = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -n 1) main start
 	@pg_isready -h 127.0.0.1 -p 5432
-	@command -v chromium >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@command -v redis-server >/dev/null || ($(APT_GET) redis-server)
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+		redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no
+	@for i in 1 2 3 4 5 6 7 8 9 10; do \
+		redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
+	@redis-cli -h 127.0.0.1 -p 6379 ping
+	@command -v chromium >/dev/null || ($(APT_GET) chromium)
+	@command -v chromedriver >/dev/null || ($(APT_GET) chromium-driver)
 
 test: lint services
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py

@@ -6,47 +6,24 @@ imported inside the tasks, so parsing this file stays fast.
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 import pendulum
-from airflow.providers.standard.operators.hitl import HITLEntryOperator
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, TriggerRule, task
 
 from cpf_deposit.config import load_config
+from cpf_deposit.orchestration import (
+    FLUX_STAGED_ASSET,
+    OWNER,
+    dag_defaults,
+    last_backfillable_year,
+)
 
 CONFIG = load_config()
 TZ = CONFIG.timezone
-OWNER = os.environ.get("CPF_DEPOSIT_OWNER", "scolarite-data")
-ALERT_EMAIL = os.environ.get("CPF_DEPOSIT_ALERT_EMAIL") or None
+# Staging emits it with the staged files' names: the deposit form DAG opens a form.
+FLUX_STAGED = Asset(**FLUX_STAGED_ASSET)
 
-FLUX_STAGED = Asset(name="cpf_flux_staged", uri="cpf://outbox/staged")
-FLUX_DEPOSITED = Asset(name="cpf_flux_deposited", uri="cpf://cdc/deposited")
-
-
-def _failure_callbacks() -> list:
-    """Email through the SMTP connection when an address is configured; the log always."""
-    from cpf_deposit.orchestration import log_failure
-
-    if not ALERT_EMAIL:
-        return [log_failure]
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    notifier = SmtpNotifier(
-        to=ALERT_EMAIL,
-        subject="[CPF] Échec de {{ ti.dag_id }}.{{ ti.task_id }}",
-        html_content="Run {{ run_id }} : la tâche {{ ti.task_id }} a échoué. "
-        "Voir le journal dans Airflow.",
-    )
-    return [log_failure, notifier]
-
-
-DEFAULT_ARGS = {
-    "owner": OWNER,
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
-    "on_failure_callback": _failure_callbacks(),
-}
+# The last academic year that has ended: the newest one a backfill can cover.
+LAST_YEAR = last_backfillable_year(pendulum.now(TZ).date())
 
 SCHEDULES = {
     # Every night at 02:30, Paris time: a rolling window on the award date.
@@ -114,19 +91,28 @@ stage it in the outbox, and wait for the person who deposits it on the CDC porta
 SQLite under the working folder when undefined), the institution config
 (`$CPF_DEPOSIT_CONFIG`).
 
-**Outputs.** Flux files and manifests in the outbox (asset `cpf_flux_staged`);
-quarantine workbook and extraction issues in the quarantine folder; ledger rows.
+**Outputs.** Flux files and manifests in the outbox (asset `cpf_flux_staged`, which
+opens a deposit form in `cpf_deposit_form`); quarantine workbook and extraction issues
+in the quarantine folder; ledger rows.
 
 **Manual run.** *Trigger* with params: academic year, certification codes, dry run.
 
 **Backfill.** Runs never duplicate a passage: the ledger claims each passage for one
-run. The annual DAG catches up from 2021 by itself; to replay years on demand:
-`airflow backfill create --dag-id cpf_deposit_{source}_annual --from-date 2021-10-01
---to-date 2025-10-01` (or *Trigger → Backfill* in the UI).
+run. The annual DAG catches up from 2021 by itself once unpaused. To replay the
+academic years 2021-2022 to {last_year} on demand (each run covers the year that ended
+before its 1 October; a run already there is run again):
 
-**Deposit.** When files are staged, the task *await_deposit* asks who deposited them
-(Browse → Required actions); answering records the deposit in the ledger. Outside
-Airflow: `cpf-deposit deposited FILE --by NAME`.
+    airflow backfill create --dag-id cpf_deposit_{source}_annual \\
+        --from-date 2022-10-01 --to-date {to_date} --reprocess-behavior completed
+
+(or *Trigger → Backfill* in the UI, "All runs"). Add `--from-date 2021-10-01` to include
+the July–August 2021 awards of 2020-2021. The scheduler runs the backfill's runs, one
+at a time.
+
+**Deposit.** The run ends once its files are staged: the DAG `cpf_deposit_form` then
+opens a deposit form for them (Browse → Required actions), so a form waiting for its
+answer never holds the next run back. Outside Airflow: `cpf-deposit deposited FILE
+--by NAME`.
 """
 
 
@@ -139,7 +125,7 @@ def deposit_dag(source: str, cadence: str) -> DAG:
         start_date=pendulum.datetime(2021, 7, 1, tz=TZ),
         catchup=catchup,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=dag_defaults(),
         params=PARAMS,
         tags=["cpf", "stage/deposit", f"cadence/{cadence}", f"source/{src.system}"],
         doc_md=DOC.format(
@@ -149,6 +135,8 @@ def deposit_dag(source: str, cadence: str) -> DAG:
             owner=OWNER,
             conn=src.conn_id,
             schedule=SCHEDULE_TEXT[cadence],
+            last_year=f"{LAST_YEAR}-{LAST_YEAR + 1}",
+            to_date=f"{LAST_YEAR + 1}-10-02",
         ),
     ) as dag:
 
@@ -180,66 +168,46 @@ def deposit_dag(source: str, cadence: str) -> DAG:
         def chunks(delta: dict) -> list[str]:
             return delta["chunks"]
 
-        @task(max_active_tis_per_dagrun=4)
-        def build_and_validate(run: dict, chunk: str) -> dict:
+        @task(map_index_template="lot {{ chunk }}")
+        def build(run: dict, chunk: str) -> dict:
             from cpf_deposit.orchestration import run_step
 
             return run_step("build", run, chunk=chunk)
 
+        @task
+        def flux_files(built: list[dict]) -> list[str]:
+            return [f["file"] for b in built for f in b["files"]]
+
+        # One task per file, named after it: its validation is visible and retryable.
+        @task(map_index_template="{{ flux_file }}")
+        def validate(run: dict, flux_file: str) -> dict:
+            from cpf_deposit.orchestration import name_map_index, run_step
+
+            name_map_index("flux_file", flux_file)
+            return run_step("validate", run, file=flux_file)
+
         # Runs when the build was skipped because nothing was selected (no chunk).
         @task(outlets=[FLUX_STAGED], trigger_rule=TriggerRule.NONE_FAILED)
-        def stage(run: dict) -> dict:
-            from cpf_deposit.orchestration import run_step
+        def stage(run: dict, outlet_events=None) -> dict:
+            from cpf_deposit.orchestration import run_step, staged_event
 
-            return run_step("stage", run)
+            staged = run_step("stage", run)
+            outlet_events[FLUX_STAGED].extra = staged_event(staged)
+            return staged
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
-        def finish(run: dict, ti=None) -> int:
+        def finish(run: dict, ti=None) -> str:
             from cpf_deposit.orchestration import finish as finish_run
 
             return finish_run(run, failed=ti.xcom_pull(task_ids="stage") is None)
 
-        @task.short_circuit(ignore_downstream_trigger_rules=False)
-        def files_to_deposit(staged: dict) -> bool:
-            return bool(staged["staged"])
-
-        @task
-        def notify(staged: dict) -> str:
-            from cpf_deposit.orchestration import notify as notify_operator
-
-            return notify_operator(staged, ALERT_EMAIL)
-
-        await_deposit = HITLEntryOperator(
-            task_id="await_deposit",
-            subject="Flux CPF à déposer sur le portail de la Caisse des Dépôts",
-            body="{{ ti.xcom_pull(task_ids='stage')['notification']['body'] }}",
-            params={
-                "deposited_by": Param(
-                    "",
-                    type="string",
-                    minLength=1,
-                    title="Déposé par",
-                    description="Nom de la personne qui a déposé les fichiers sur le portail.",
-                )
-            },
-            response_timeout=timedelta(days=30),
-        )
-
-        @task(outlets=[FLUX_DEPOSITED])
-        def record_deposit(staged: dict, response: dict) -> dict:
-            from cpf_deposit.orchestration import record_deposits
-
-            return record_deposits(staged, response)
-
         run = plan()
         delta = select_delta(run)
-        built = build_and_validate.partial(run=run).expand(chunk=chunks(delta))
+        built = build.partial(run=run).expand(chunk=chunks(delta))
+        validated = validate.partial(run=run).expand(flux_file=flux_files(built))
         staged = stage(run)
         extract(run) >> check_identities(run) >> delta
-        built >> staged >> finish(run)
-        gate = files_to_deposit(staged)
-        gate >> notify(staged) >> await_deposit
-        record_deposit(staged, await_deposit.output)
+        validated >> staged >> finish(run)
     return dag
 
 

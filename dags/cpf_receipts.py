@@ -5,20 +5,16 @@ Wiring only: the tasks call :mod:`cpf_deposit.orchestration`.
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from cpf_deposit.config import load_config
-from cpf_deposit.orchestration import log_failure
+from cpf_deposit.orchestration import FLUX_DEPOSITED_ASSET, OWNER, dag_defaults
 
 TZ = load_config().timezone
-OWNER = os.environ.get("CPF_DEPOSIT_OWNER", "scolarite-data")
 
-# The deposit DAGs emit this asset when a person records a deposit (same name and URI).
-FLUX_DEPOSITED = Asset(name="cpf_flux_deposited", uri="cpf://cdc/deposited")
+# The deposit form DAG emits this asset when a person records a deposit.
+FLUX_DEPOSITED = Asset(**FLUX_DEPOSITED_ASSET)
 RECONCILED = Asset(name="cpf_reconciliation", uri="cpf://reports/reconciliation")
 
 DOC = """
@@ -52,12 +48,7 @@ with DAG(
     start_date=pendulum.datetime(2021, 7, 1, tz=TZ),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": OWNER,
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": log_failure,
-    },
+    default_args=dag_defaults(),
     tags=["cpf", "stage/receipts", "cadence/hourly"],
     doc_md=DOC.format(owner=OWNER),
 ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +44,11 @@ def academic_year_of_run(logical: dt.date) -> int:
     covers 2021-2022 (awards from 2021-09-01 to 2022-08-31).
     """
     return logical.year - 1 if logical.month >= 9 else logical.year - 2
+
+
+def last_backfillable_year(today: dt.date) -> int:
+    """The newest academic year whose annual run (1 October) has already come."""
+    return today.year - 1 if (today.month, today.day) >= (10, 1) else today.year - 2
 
 
 def plan(
@@ -99,8 +105,46 @@ def plan(
     }
 
 
+@contextmanager
+def task_failures():
+    """Map the package's errors onto Airflow's retry decision.
+
+    A deterministic refusal (invalid flux, bad params, a refused configuration) fails
+    the task at once: retrying cannot change it. A transient fault (database
+    unreachable, lock, disk full) and anything unknown keep Airflow's retries.
+    """
+    try:
+        yield
+    except Exception as exc:
+        from cpf_deposit.errors import is_retryable
+
+        if is_retryable(exc) is False:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            log.error("échec définitif, pas de nouvel essai : %s", exc)
+            raise AirflowFailException(str(exc)) from exc
+        raise
+
+
+def name_map_index(key: str, value: str) -> None:
+    """Expose ``value`` to the task's ``map_index_template`` (a file name, a chunk)."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()[key] = value
+
+
 def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
-    """Run one pipeline step for a planned run (the body of one Airflow task)."""
+    """Run one pipeline step for a planned run (the body of one Airflow task) and log
+    its one-line French summary."""
+    from cpf_deposit.summaries import summary_line
+
+    with task_failures():
+        result = _run_step(step, run, **kwargs)
+    log.info(summary_line(step, result))
+    return result
+
+
+def _run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
     from pathlib import Path
 
     from cpf_deposit import pipeline
@@ -112,8 +156,10 @@ def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
         return pipeline.gate_step(config, source, work, run["run_id"])
     if step == "build":
         return pipeline.build_step(config, work, kwargs["chunk"])
+    if step == "validate":
+        return pipeline.validate_step(config, work, kwargs["file"])
     if step == "stage" and run["dry_run"]:
-        return {"staged": [], "notification": {"subject": "", "body": ""}}
+        return {"staged": [], "notification": {"subject": "", "body": ""}, "form": ""}
     with ledger_session(config) as ledger:
         if step == "extract":
             window = Window(
@@ -131,47 +177,202 @@ def run_step(step: str, run: dict[str, Any], **kwargs) -> dict[str, Any]:
     raise ValueError(f"unknown step {step!r}")
 
 
-def finish(run: dict[str, Any], failed: bool) -> int:
+def finish(run: dict[str, Any], failed: bool) -> str:
     """End the run: unstaged claims go back to the ledger; the work folder (personal
-    data) is removed unless the run failed (kept for diagnosis, purged later)."""
+    data) is removed unless the run failed (kept for diagnosis, purged later). Returns
+    and logs, in French, how the run ended."""
     from cpf_deposit.staging import end_run
+    from cpf_deposit.summaries import summary_line
 
     config = load_config()
-    with ledger_session(config) as ledger:
-        return end_run(ledger, config, run["run_id"], failed=failed)
+    with task_failures(), ledger_session(config) as ledger:
+        released = end_run(ledger, config, run["run_id"], failed=failed)
+    line = summary_line("finish", {"failed": failed, "released": released, "run_id": run["run_id"]})
+    log.info(line)
+    return line
 
 
 def record_deposits(staged: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    """Record who deposited the staged files, from the human-in-the-loop answer."""
+    """Record who deposited the staged files, from the deposit form's answer: the name
+    typed in the form, else the user who answered it."""
     from cpf_deposit.staging import record_deposit
 
     user = response.get("responded_by_user") or {}
-    by = (response.get("params_input") or {}).get("deposited_by") or user.get("name")
+    typed = ((response.get("params_input") or {}).get("deposited_by") or "").strip()
+    by = typed or user.get("name") or user.get("id")
     if not by:
         raise PipelineError("the deposit answer names nobody")
     at = response.get("responded_at")
     when = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
     config = load_config()
-    with ledger_session(config) as ledger:
+    with task_failures(), ledger_session(config) as ledger:
         recorded = [
             record_deposit(ledger, config, f["file_name"], by, at=when).file_name
             for f in staged.get("staged", [])
         ]
+    log.info("dépôt enregistré : %d fichier(s) : %s", len(recorded), ", ".join(recorded))
     return {"deposited": recorded, "by": by}
 
 
-def notify(staged: dict[str, Any], email_to: str | None = None) -> str:
-    """Tell the operator that files await deposit: by email when an address and an
-    SMTP connection are configured, otherwise in the task log (no personal data)."""
-    note = staged.get("notification") or {}
-    subject, body = note.get("subject", ""), note.get("body", "")
-    if email_to:
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
+# The assets that chain the DAGs (one definition; the DAG files build them).
+FLUX_STAGED_ASSET = {"name": "cpf_flux_staged", "uri": "cpf://outbox/staged"}
+FLUX_DEPOSITED_ASSET = {"name": "cpf_flux_deposited", "uri": "cpf://cdc/deposited"}
 
-        with SmtpHook() as smtp:
-            smtp.send_email_smtp(to=email_to, subject=subject, html_content=f"<pre>{body}</pre>")
-        return f"email sent to {email_to}: {subject}"
-    return f"{subject}\n{body}"
+
+def staged_event(staged: dict[str, Any]) -> dict[str, Any]:
+    """The extra of a staging's asset event: the staged files' names (no personal data)."""
+    return {"files": [f["file_name"] for f in staged.get("staged", [])]}
+
+
+def staged_names(events, asset) -> list[str] | None:
+    """File names carried by the triggering staging events; None for a manual run."""
+    found = list((events or {}).get(asset, []))
+    if not found:
+        return None
+    return [name for event in found for name in ((event.extra or {}).get("files") or [])]
+
+
+def files_awaiting_form(names: list[str] | None, config=None) -> dict[str, Any]:
+    """The files a deposit form asks about: those named (``None``: every file) that the
+    ledger still holds as staged and not deposited, with the form's text."""
+    from cpf_deposit.staging import deposit_form, notification_text, pending_deposit
+
+    config = config or load_config()
+    with task_failures(), ledger_session(config) as ledger:
+        pending = pending_deposit(ledger)
+    wanted = None if names is None else set(names)
+    files = [f for f in pending if wanted is None or f.file_name in wanted]
+    subject, body = notification_text(files, config) if files else ("", "")
+    log.info("formulaire de dépôt : %d fichier(s) en attente de dépôt", len(files))
+    return {
+        "staged": [
+            {"file_name": f.file_name, "id_flux": f.id_flux, "passages": f.passages} for f in files
+        ],
+        "notification": {"subject": subject, "body": body},
+        "form": deposit_form(files, config) if files else "",
+    }
+
+
+DEPOSIT_TIMEOUT = dt.timedelta(days=30)
+REMIND_EVERY = dt.timedelta(days=7)  # reminders on days 7, 14, 21 and 28 of a wait
+
+
+def deposit_notifiers(email_to: str | None) -> list:
+    """Who hears that a deposit form awaits an answer: the task log always, and an
+    email (Airflow's SMTP connection ``smtp_default``) when an address is configured.
+    Called at DAG parse time: Airflow is imported here, the rest when notifying."""
+    from airflow.sdk import BaseNotifier
+
+    class DepositFormNotifier(BaseNotifier):
+        """Logs (and mails) the deposit form's subject and where to answer it."""
+
+        template_fields = ()
+
+        def __init__(self, to: str | None = None):
+            super().__init__()
+            self.to = to
+
+        def notify(self, context):
+            subject, body = _form_message(context)
+            log.info("%s : formulaire de dépôt en attente (%s)", subject, _form_link(context))
+            if self.to:
+                _send_mail(self.to, subject, body)
+
+    return [DepositFormNotifier(email_to)]
+
+
+def _form_message(context) -> tuple[str, str]:
+    task = context.get("task")
+    subject = getattr(task, "subject", "") or "[CPF] Flux à déposer"
+    link = _form_link(context)
+    body = (getattr(task, "body", "") or "") + f"\n\nFormulaire de dépôt : {link}\n"
+    return subject, body
+
+
+def _form_link(context) -> str:
+    """The *Required actions* page of this task, when ``[api] base_url`` is set."""
+    try:
+        task = context["task"]
+        return task.generate_link_to_ui_from_context(context=context)
+    except Exception:  # no base_url configured: say where to look instead
+        return "Parcourir → Actions requises"
+
+
+def _send_mail(to: str, subject: str, body: str) -> None:
+    from html import escape
+
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    with SmtpHook() as smtp:
+        smtp.send_email_smtp(to=to, subject=subject, html_content=f"<pre>{escape(body)}</pre>")
+
+
+def remind_pending_deposits(
+    email_to: str | None, now: dt.datetime | None = None, config=None
+) -> dict[str, Any]:
+    """Remind, before the form times out, of files staged and still not deposited:
+    one line per file in the log (and one email) on every 7th day of its wait."""
+    from cpf_deposit.staging import pending_deposit
+
+    now = now or dt.datetime.now(dt.UTC)
+    config = config or load_config()
+    with task_failures(), ledger_session(config) as ledger:
+        pending = pending_deposit(ledger)
+    due = []
+    for rec in pending:
+        staged_at = rec.staged_at or rec.built_at
+        if staged_at.tzinfo is None:
+            staged_at = staged_at.replace(tzinfo=dt.UTC)
+        waited = now - staged_at
+        if waited.days and waited.days % REMIND_EVERY.days == 0 and waited < DEPOSIT_TIMEOUT:
+            due.append((rec, waited.days))
+    for rec, days in due:
+        log.warning(
+            "rappel : %s (%d passages) attend son dépôt depuis %d jours",
+            rec.file_name,
+            rec.passages,
+            days,
+        )
+    if due and email_to:
+        lines = [
+            f"- {r.file_name} : {r.passages} passages, en attente depuis {d} jours" for r, d in due
+        ]
+        _send_mail(
+            email_to,
+            f"[CPF] Rappel : {len(due)} fichier(s) à déposer sur le portail de la CDC",
+            "\n".join(lines) + "\n\nRépondez au formulaire de dépôt (Parcourir → Actions "
+            "requises) une fois le dépôt fait.\n",
+        )
+    log.info("rappels : %d fichier(s) en attente de dépôt, %d rappel(s)", len(pending), len(due))
+    return {"pending": len(pending), "reminded": [r.file_name for r, _ in due]}
+
+
+OWNER = os.environ.get("CPF_DEPOSIT_OWNER", "scolarite-data")
+ALERT_EMAIL = os.environ.get("CPF_DEPOSIT_ALERT_EMAIL") or None
+
+
+def dag_defaults(retry_minutes: int = 5) -> dict[str, Any]:
+    """Every DAG's task defaults: the owner, two retries for transient faults
+    (deterministic refusals fail at once, see :func:`task_failures`), and on failure a
+    log line, plus an email through the SMTP connection when an address is configured."""
+    callbacks: list = [log_failure]
+    if ALERT_EMAIL:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        callbacks.append(
+            SmtpNotifier(
+                to=ALERT_EMAIL,
+                subject="[CPF] Échec de {{ ti.dag_id }}.{{ ti.task_id }}",
+                html_content="Run {{ run_id }} : la tâche {{ ti.task_id }} a échoué. "
+                "Voir le journal dans Airflow.",
+            )
+        )
+    return {
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=retry_minutes),
+        "on_failure_callback": callbacks,
+    }
 
 
 def log_failure(context) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cpf_deposit.config import Config, Source
+from cpf_deposit.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ FLUX_DIR = "flux"
 PASSPORT_START = dt.date(2021, 7, 1)  # the obligation applies to awards from this day
 
 
-class PipelineError(RuntimeError):
+class PipelineError(DataError, RuntimeError):
     """A step cannot go on (invalid flux, missing input); nothing was staged."""
 
 
@@ -135,7 +136,6 @@ def gate_step(
     paths = write_all(result, out)
     verdicts = result.verdicts[["source_record_key", "verdict", "rule_ids"]]
     _write_private_parquet(verdicts, work / VERDICTS)
-    log.info(result.summary())
     return {
         **result.counts,
         "quarantine": {k: str(v) for k, v in paths.items()},
@@ -224,10 +224,11 @@ def delta_step(
 
 
 def build_step(config: Config, work: Path, chunk: str) -> dict[str, Any]:
-    """One chunk of selected passages → flux files, each validated against the XSD while
-    the next is written. An invalid file stops the run: nothing is staged. Beside each
-    file, a ``.json`` sidecar (its summary) and ``.ids`` (its idTechniques) let the stage
-    step, another task, record it without parsing it again."""
+    """One chunk of selected passages → flux files (written, not yet validated). Beside
+    each file, a ``.json`` sidecar (its summary) and ``.ids`` (its idTechniques) let the
+    stage step, another task, record it without parsing it again. Validation is the
+    next step, one file at a time (:func:`validate_step`), so Airflow spreads it over
+    its workers and shows each file's verdict."""
     import json
 
     from cpf_deposit.flux.build import build_from_file
@@ -239,24 +240,73 @@ def build_step(config: Config, work: Path, chunk: str) -> dict[str, Any]:
         stale.unlink()
     ids = IdCollector()
     result, refused_rows = build_from_file(
-        work / SELECTED / f"{chunk}.parquet", config, flux_dir, on_passage=ids
+        work / SELECTED / f"{chunk}.parquet",
+        config,
+        flux_dir,
+        on_passage=ids,
+        validate=False,
+        reserve_name=_name_reserver(config, work),
     )
     for wf in result.files:
         _write_private_text(wf.path.with_suffix(".json"), json.dumps(wf.summary()))
         _write_private_text(wf.path.with_suffix(".ids"), "\n".join(ids.by_flux[wf.id_flux]))
     refused = [*refused_rows, *result.batch.refused]
-    invalid = [r for r in result.reports if not r.valid]
-    summary = {
+    return {
+        "chunk": chunk,
         "files": [f.summary() for f in result.files],
         "passages": result.batch.passages,
         "refused": [{"technical_id": r.technical_id, "why": str(r)} for r in refused],
-        "valid": not invalid,
     }
-    if invalid:
-        raise PipelineError(
-            "flux invalid, nothing staged: " + "; ".join(r.summary() for r in invalid)
-        )
-    return summary
+
+
+def _name_reserver(config: Config, work: Path):
+    """File names are unique per second: chunks built side by side (parallel tasks)
+    claim theirs atomically in the run's work folder, and skip names the outbox holds."""
+    names = _private_dir(work / "flux-names")
+    outbox = Path(config.paths.outbox)
+
+    def reserve(name: str) -> bool:
+        if (outbox / name).exists():
+            return False
+        try:
+            os.close(os.open(names / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        return True
+
+    return reserve
+
+
+def built_files(work: Path) -> list[str]:
+    """Names of the flux files the build step left in the work folder, in order."""
+    return [p.name for p in sorted((work / FLUX_DIR).glob("*/CPF_*.xml"))]
+
+
+def _built_file(work: Path, name: str) -> Path:
+    found = [p for p in (work / FLUX_DIR).glob(f"*/{name}") if p.name == name]
+    if len(found) != 1 or not name.startswith("CPF_") or not name.endswith(".xml"):
+        raise PipelineError(f"no built flux file named {name!r} in this run")
+    return found[0]
+
+
+def validate_step(config: Config, work: Path, file_name: str) -> dict[str, Any]:
+    """Validate one built flux file against the XSD, in this process. A valid file gets
+    a ``.valid`` mark holding its SHA-256, which the stage step requires: a file that
+    was not validated, or changed since, is never staged. An invalid file stops the
+    run (nothing is staged) with the first errors located (line, idTechnique)."""
+    import json
+
+    from cpf_deposit.flux.build import validate_flux_file
+
+    path = _built_file(work, file_name)
+    report = validate_flux_file(path, config.xsd_path)
+    mark = path.with_suffix(".valid")
+    if not report.valid:
+        mark.unlink(missing_ok=True)
+        raise PipelineError(f"flux invalid, nothing staged: {report.summary()}")
+    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    _write_private_text(mark, meta["sha256"])
+    return {"file": file_name, "passages": report.passages, "valid": True}
 
 
 def stage_step(config: Config, ledger, work: Path, run_id: str) -> dict[str, Any]:
@@ -264,11 +314,14 @@ def stage_step(config: Config, ledger, work: Path, run_id: str) -> dict[str, Any
     import json
 
     from cpf_deposit.flux.writer import WrittenFile
-    from cpf_deposit.staging import notification_text, stage
+    from cpf_deposit.staging import deposit_form, notification_text, stage
 
     files, ids = [], {}
     for path in sorted((work / FLUX_DIR).glob("*/CPF_*.xml")):
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        mark = path.with_suffix(".valid")
+        if not mark.is_file() or mark.read_text(encoding="utf-8") != meta["sha256"]:
+            raise PipelineError(f"{path.name} was not validated: nothing staged")
         wf = WrittenFile(path, meta["id_flux"], meta["horodatage"], meta["passages"])
         wf.size, wf.sha256, wf.certifications = meta["size"], meta["sha256"], meta["certifications"]
         files.append(wf)
@@ -278,6 +331,7 @@ def stage_step(config: Config, ledger, work: Path, run_id: str) -> dict[str, Any
     return {
         "staged": [dataclasses.asdict(s) for s in staged],
         "notification": {"subject": subject, "body": body},
+        "form": deposit_form(staged, config) if staged else "",
     }
 
 
@@ -317,6 +371,7 @@ def run_pipeline(
         out["gate"] = gate_step(config, source, work, start.run_id, today)
         out["delta"] = delta_step(config, ledger, work, start.run_id, dry_run, certifications)
         out["build"] = [build_step(config, work, c) for c in out["delta"]["chunks"]]
+        out["validate"] = [validate_step(config, work, f) for f in built_files(work)]
         if not dry_run and out["delta"]["selected"]:
             out["stage"] = stage_step(config, ledger, work, start.run_id)
         failed = False

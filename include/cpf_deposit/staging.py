@@ -267,11 +267,12 @@ class RecoveryReport:
     missing_from_outbox: list[str] = field(default_factory=list)  # STAGED, file gone
 
     def summary(self) -> str:
+        """In French, counts only (the plan step's line prefixes it with ``reprise :``)."""
         return (
-            f"recovery: {len(self.dead_runs)} dead run(s), {len(self.completed)} file(s) "
-            f"completed, {len(self.aborted)} aborted, {self.released} claim(s) released, "
-            f"{len(self.unknown_in_outbox)} unknown and {len(self.missing_from_outbox)} "
-            "missing outbox file(s)"
+            f"{len(self.dead_runs)} run(s) abandonné(s), {len(self.completed)} fichier(s) "
+            f"terminé(s), {len(self.aborted)} annulé(s), {self.released} passage(s) "
+            f"réservé(s) rendu(s) au registre, {len(self.unknown_in_outbox)} fichier(s) "
+            f"inconnu(s) et {len(self.missing_from_outbox)} manquant(s) dans la boîte d'envoi"
         )
 
 
@@ -392,7 +393,7 @@ def recover(
         n for n, s in by_name.items() if s == FileStatus.STAGED and n not in present
     )
     if report.dead_runs or report.completed or report.aborted or report.released:
-        log.warning(report.summary())
+        log.warning("reprise : %s", report.summary())
     return report
 
 
@@ -543,7 +544,7 @@ def stage(
             outbox.remove(rec.file_name + MANIFEST_SUFFIX)
             raise ClaimLost(f"file {rec.file_name} was aborted by a recovery: removed")
         fault_point("staged")
-        log.info("staged %s: %d passage(s)", rec.file_name, rec.passages)
+        log.info("fichier %s dans la boîte d'envoi : %d passage(s)", rec.file_name, rec.passages)
         staged.append(
             StagedFile(
                 rec.file_name,
@@ -662,8 +663,44 @@ def record_deposit(
         for name in (rec.file_name, rec.file_name + MANIFEST_SUFFIX):
             if outbox.exists(name):
                 outbox.move_out(name, Path(config.paths.archive))
-    log.info("file %s recorded as deposited", rec.file_name)
+    log.info("fichier %s enregistré comme déposé", rec.file_name)
     return done
+
+
+def deposit_form(files: Iterable, config, *, outbox: str | None = None) -> str:
+    """The deposit form's text (Markdown, French): what to deposit, where to find it,
+    and what answering records. Counts and technical ids only."""
+    files = list(files)
+    where = outbox or str(config.paths.outbox)
+    total = sum(f.passages for f in files)
+    rows = [
+        "| fichier | passages | certifications | SHA-256 (début) |",
+        "|---|---:|---|---|",
+    ]
+    for f in files:
+        certs = ", ".join(f"{code} ({n})" for code, n in sorted(f.certifications.items()))
+        rows.append(f"| `{f.file_name}` | {f.passages} | {certs} | `{f.sha256[:16]}` |")
+    return "\n".join(
+        [
+            f"**{len(files)} fichier(s), {total} passage(s)** à déposer sur le "
+            f"[portail des certificateurs]({CDC_PORTAL}) (« Transmettre des données », "
+            "« Déposer un fichier XML »).",
+            "",
+            *rows,
+            "",
+            f"**Où sont les fichiers.** Dossier d'envoi : `{where}` (chaque fichier a son "
+            "manifeste `.json` à côté). Avec docker-compose, ce dossier est celui du volume "
+            "des échanges (voir le README, « Échanger les fichiers »).",
+            "",
+            "**Après le dépôt**, répondez à ce formulaire : *OK* enregistre le dépôt de "
+            "tous les fichiers listés (et le nom saisi, ou le vôtre). Ne répondez pas "
+            "avant d'avoir déposé : sans réponse, les fichiers restent en attente et un "
+            "rappel est envoyé chaque semaine.",
+            "",
+            "Déposez ensuite les accusés de traitement de la Caisse des Dépôts dans le "
+            f"dossier des accusés (`{config.paths.inbox}`).",
+        ]
+    )
 
 
 def notification_text(files: Iterable, config, *, outbox: str | None = None) -> tuple[str, str]:
@@ -717,8 +754,9 @@ class PurgeReport:
 
     def summary(self) -> str:
         return (
-            f"purge: {len(self.removed)} file(s) removed, {len(self.expired_files)} staged "
-            f"file(s) expired before deposit ({self.expired_passages} passage(s) to send again)"
+            f"purge : {len(self.removed)} fichier(s) supprimé(s), {len(self.expired_files)} "
+            "fichier(s) de la boîte d'envoi expiré(s) avant dépôt "
+            f"({self.expired_passages} passage(s) à renvoyer)"
         )
 
 

@@ -1,9 +1,16 @@
-"""Write the flux files and validate each one while the next is being written.
+"""Write the flux files, and validate each one against the XSD.
 
 Writing is pure Python on one core and validation is libxml2; at national scale
 (a million holders is ~1.3 GB of XML) validation costs about three times the writing
-(libxml2 alone parses and validates ~30 MB/s here), so each finished file is handed to
-a pool of validation processes as soon as it is closed, while the next is written.
+(libxml2 alone parses and validates ~30 MB/s here).
+
+Two ways to spread that work, never both:
+- **In Airflow** the pipeline writes a chunk in one task and validates each file in
+  its own mapped task (:func:`validate_flux_file`, in-process): Airflow's workers give
+  the parallelism, and a task process never spawns interpreters (a spawned child
+  re-imports Airflow with the task's forbidden metadata connection and dies).
+- **On the command line** (``cpf-deposit build``) :func:`build_flux` hands each
+  finished file to a pool of validation processes while the next is written.
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ class BuildResult:
         return self.batch.files
 
 
-def _validate(path: str, xsd: str | None):
-    """The fast gate first; the full validator only to explain a failure."""
+def validate_flux_file(path: str | Path, xsd: str | Path | None = None):
+    """Validate one flux file in this process: the fast gate first, the full validator
+    only to explain a failure. Returns a ``ValidationReport``."""
     from cpf_deposit.config import shipped_xsd
     from cpf_deposit.flux.gate import passes_xsd
     from cpf_deposit.flux.validator import ValidationReport, load_schema, validate_file
@@ -74,13 +82,16 @@ def build_flux(
     max_passages: int = 200_000,
     moment: dt.datetime | None = None,
     id_flux_factory: Callable[[], str] | None = None,
+    reserve_name: Callable[[str], bool] | None = None,
     on_passage: Callable[[Passage, WrittenFile], None] | None = None,
     parallel: bool = True,
+    validate: bool = True,
 ) -> BuildResult:
-    """Write every writable passage into flux files and validate each file against the XSD."""
+    """Write every writable passage into flux files and validate each file against the
+    XSD (in a pool of processes when ``parallel``; never inside an Airflow task)."""
     executor: Executor = (
         ProcessPoolExecutor(max_workers=VALIDATORS, mp_context=get_context("spawn"))
-        if parallel
+        if parallel and validate
         else _Inline()
     )
     futures: list[Future] = []
@@ -95,8 +106,13 @@ def build_flux(
             max_bytes=max_bytes,
             max_passages=max_passages,
             id_flux_factory=id_flux_factory,
+            reserve_name=reserve_name,
             on_passage=on_passage,
-            on_file=lambda wf: futures.append(executor.submit(_validate, str(wf.path), xsd)),
+            on_file=(
+                (lambda wf: futures.append(executor.submit(validate_flux_file, str(wf.path), xsd)))
+                if validate
+                else None
+            ),
         )
         reports = [f.result() for f in futures]
     finally:
@@ -105,11 +121,19 @@ def build_flux(
 
 
 def build_from_file(
-    source: Path, config, out_dir: Path, *, on_passage=None, parallel: bool = True
+    source: Path,
+    config,
+    out_dir: Path,
+    *,
+    on_passage=None,
+    parallel: bool = True,
+    validate: bool = True,
+    reserve_name=None,
 ) -> tuple[BuildResult, list]:
-    """Build and validate the flux of a canonical passages file (CSV or Parquet) with
-    the institution's header and limits. Returns the result and the rows that could not
-    be read as passages (refusals naming the row and the field)."""
+    """Build (and unless ``validate`` is false, validate) the flux of a canonical
+    passages file (CSV or Parquet) with the institution's header and limits. Returns the
+    result and the rows that could not be read as passages (refusals naming the row and
+    the field). Without validation the result has no reports."""
     from cpf_deposit.flux.writer import Refusal
     from cpf_deposit.passage_io import read_passages
 
@@ -132,5 +156,7 @@ def build_from_file(
         max_passages=config.limits.max_passages_per_file,
         on_passage=on_passage,
         parallel=parallel,
+        validate=validate,
+        reserve_name=reserve_name,
     )
     return result, unreadable
