@@ -14,6 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = {
     "flux": [100_000, 1_000_000],
+    "flux_dag": [100_000, 1_000_000],
     "extract": [1_000_000],
     "quality": [1_000_000],
     "ledger": [1_000_000],
