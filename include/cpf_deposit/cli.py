@@ -4,7 +4,10 @@ The DAG tasks call the same library functions. Each command lives in its own mod
 under :mod:`cpf_deposit.commands` and registers itself here. Exit codes: 0 all is
 well, 1 problems found in the data, 2 usage, configuration or environment error (the
 ``exit_code`` of :mod:`cpf_deposit.errors`). Every command ends with a one-line
-summary; an error is one line on stderr, never a traceback.
+summary; an expected failure (the package's errors, connections, disk, permissions,
+encodings, corrupt input files, missing drivers: :func:`cpf_deposit.errors.describe_failure`)
+is one line on stderr, never a traceback unless ``--debug``. Anything else is a bug and
+shows its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-from cpf_deposit.errors import EXIT_DATA, EXIT_USAGE, CpfError, UsageError, is_retryable
+from cpf_deposit.errors import EXIT_DATA, EXIT_USAGE, KIND_TRANSIENT, UsageError, describe_failure
 
 COMMAND_MODULES = (
     "cpf_deposit.commands.demo",
@@ -30,7 +33,7 @@ COMMAND_MODULES = (
 )
 
 EXIT_OK = 0
-TRANSIENT = "environment error (database, disk or network), try again"
+TRANSIENT = KIND_TRANSIENT
 __all__ = ["EXIT_DATA", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="institution config (default: $CPF_DEPOSIT_CONFIG, else the shipped example)",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -57,38 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except Exception as exc:
-        if isinstance(exc, CpfError):
-            code, kind = exc.exit_code, _kind(exc)
-        elif is_retryable(exc):  # database unreachable, disk full: no traceback either
-            code, kind = EXIT_USAGE, TRANSIENT
-        else:
-            raise  # a bug: the traceback is what a developer needs
-        message = _one_line(exc) if isinstance(exc, CpfError) else _first_line(exc)
-        print(f"error: {message}", file=sys.stderr)
-        print(f"cpf-deposit {args.command}: stopped, {kind}")
-        return code
-
-
-def _kind(exc: CpfError) -> str:
-    if exc.retryable:
-        return TRANSIENT
-    if exc.exit_code == EXIT_DATA:
-        return "problem in the data"
-    return "configuration or usage error"
-
-
-def _first_line(exc: BaseException) -> str:
-    """A driver's error: its first line only (later lines may quote SQL parameters)."""
-    return (
-        next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:300]
-        or type(exc).__name__
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    """The message on one line (a database error spans several)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return " / ".join(lines) or type(exc).__name__
+        failure = None if args.debug else describe_failure(exc, getattr(args, "input", None))
+        if failure is None:
+            raise  # a bug (or --debug): the traceback is what a developer needs
+        print(f"error: {failure.message}", file=sys.stderr)
+        print(f"cpf-deposit {args.command}: stopped, {failure.kind}")
+        return failure.code
 
 
 if __name__ == "__main__":

@@ -133,3 +133,94 @@ def _is_driver_operational(exc: BaseException) -> bool:
         and cls.__module__.split(".")[0].lower() in _DRIVER_MODULES
         for cls in type(exc).__mro__
     )
+
+
+# --------------------------------------------------------------------------------------
+# The edge: what the command line (or any caller that must not show a traceback) says
+# --------------------------------------------------------------------------------------
+
+KIND_USAGE = "configuration or usage error"
+KIND_DATA = "problem in the data"
+KIND_TRANSIENT = "environment error (database, disk or network), try again"
+KIND_ENVIRONMENT = "environment error (files, folders, database or installed packages)"
+KIND_INPUT = "unreadable input file"
+
+# Libraries whose own exceptions mean "this input or this environment is unusable"
+# (a corrupt Parquet file, a CSV pandas cannot parse, a database that refuses the file
+# it was given), matched by module so that none of them is imported here.
+_INPUT_MODULES = ("pyarrow", "pandas")
+_DATABASE_MODULES = ("sqlalchemy", "sqlite3", *_DRIVER_MODULES)
+
+
+class Failure:
+    """One expected failure, as the edge reports it: exit code, kind, one line."""
+
+    __slots__ = ("code", "kind", "message")
+
+    def __init__(self, code: int, kind: str, message: str):
+        self.code, self.kind, self.message = code, kind, message
+
+    def __repr__(self) -> str:
+        return f"Failure({self.code}, {self.kind!r}, {self.message!r})"
+
+
+def describe_failure(exc: BaseException, subject: object = None) -> Failure | None:
+    """The one line an operator reads for ``exc``, or None for a bug (show its traceback).
+
+    ``subject`` names the object an error that carries no file name is about (the
+    command's input file). Messages are the first line of what the library said: a
+    driver's later lines may quote SQL parameters, never shown; a decoding error
+    shows a byte position, never the bytes.
+    """
+    if isinstance(exc, CpfError):
+        if exc.retryable:
+            kind = KIND_TRANSIENT
+        else:
+            kind = KIND_DATA if exc.exit_code == EXIT_DATA else KIND_USAGE
+        return Failure(exc.exit_code, kind, _joined(exc))
+    if is_retryable(exc):  # database unreachable, disk full
+        return Failure(EXIT_USAGE, KIND_TRANSIENT, _first_line(exc))
+    prefix = f"{subject}: " if subject is not None else ""
+    if isinstance(exc, UnicodeDecodeError):
+        return Failure(
+            EXIT_USAGE,
+            KIND_INPUT,
+            f"{prefix}not {exc.encoding.upper()} text (byte {exc.start + 1}: {exc.reason}); "
+            "save it as UTF-8",
+        )
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else subject
+        text = exc.strerror or _first_line(exc)
+        if exc.filename2 is not None:
+            where = f"{where} -> {exc.filename2}"
+        return Failure(EXIT_USAGE, KIND_ENVIRONMENT, f"{where}: {text}" if where else text)
+    if isinstance(exc, ImportError) and not (exc.name or "").startswith("cpf_deposit"):
+        # an optional driver (s3fs, gcsfs, oracledb...); the package's own: a bug
+        return Failure(EXIT_USAGE, KIND_ENVIRONMENT, f"missing package: {_first_line(exc)}")
+    if _from_modules(exc, _INPUT_MODULES):
+        return Failure(EXIT_USAGE, KIND_INPUT, prefix + _first_line(exc))
+    if _from_modules(exc, _DATABASE_MODULES):
+        return Failure(EXIT_USAGE, KIND_ENVIRONMENT, f"database: {_first_line(exc)}")
+    return None
+
+
+def _from_modules(exc: BaseException, modules: tuple[str, ...]) -> bool:
+    return any(
+        cls.__module__.split(".")[0].lower() in modules
+        for cls in type(exc).__mro__
+        if cls not in (BaseException, Exception, ValueError, RuntimeError, OSError)
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    """A library's error: its first line only (later lines may quote SQL parameters)."""
+    return (
+        next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:300]
+        or type(exc).__name__
+    )
+
+
+def _joined(exc: BaseException) -> str:
+    """The package's own message on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " / ".join(lines) or type(exc).__name__

@@ -13,13 +13,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cpf_deposit.errors import DataError
-from cpf_deposit.flux.writer import FILE_MODE, Refusal
+from cpf_deposit.flux.writer import Refusal
 from cpf_deposit.model import FIELD_BY_NAME, FIELDS, PASSAGE_FIELD_NAMES, Passage, Problem
 
 BATCH_ROWS = 50_000
@@ -119,10 +118,11 @@ def read_passages(path: str | Path) -> Iterator[Passage | Refusal]:
 
 
 def _open_private(path: Path, mode: str = "w", **kwargs):
-    """Open for writing with mode 0600: these files hold personal data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    return os.fdopen(fd, mode, **kwargs)
+    """Write atomically with mode 0600 (:func:`cpf_deposit.files.private_file`): these
+    files hold personal data, so they are complete or absent."""
+    from cpf_deposit.files import private_file
+
+    return private_file(path, mode, **kwargs)
 
 
 def write_passages(passages: Iterable[Passage], path: str | Path) -> int:

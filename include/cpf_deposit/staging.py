@@ -16,7 +16,9 @@ idTechniques are logged.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
@@ -31,6 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cpf_deposit.files import (
+    Folder,
+    UnsafePathError,
+    open_folder,
+    open_regular,
+    private_dir,
+    temp_name,
+    temp_owner,
+)
 from cpf_deposit.ledger.engine import Ledger, LedgerError
 from cpf_deposit.ledger.runs import (
     DEFAULT_LEASE,
@@ -55,9 +66,7 @@ from cpf_deposit.ledger.status import (
 
 log = logging.getLogger(__name__)
 
-FILE_MODE = 0o600
 MANIFEST_SUFFIX = ".manifest.json"
-PART_SUFFIX = ".part"
 FAULT_ENV = "CPF_DEPOSIT_FAULT_AT"
 CDC_PORTAL = "https://certificateurs.moncompteformation.gouv.fr"
 
@@ -75,8 +84,11 @@ def sha256_of(fh) -> str:
     return h.hexdigest()
 
 
-def _part(name: str) -> str:
-    return f".{name}{PART_SUFFIX}"
+def _temps_of(outbox: Outbox, name: str) -> list[str]:
+    """Temporaries a write of ``name`` (or of its manifest) left in the outbox."""
+    return [
+        n for n in outbox.names() if (temp_owner(n) or "").removesuffix(MANIFEST_SUFFIX) == name
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -98,78 +110,96 @@ class Outbox(Protocol):
 
 
 class LocalOutbox:
-    """A folder: files appear by atomic rename, created 0600, fsynced before renaming."""
+    """A folder: files appear by atomic rename, created 0600, fsynced before renaming.
+
+    Every access goes through :mod:`cpf_deposit.files`: the outbox is shared with the
+    people who deposit, so a link planted there (under a file's name or a temporary's)
+    is never followed, and the outbox itself must not be a link.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.location = str(self.root)
 
-    def _ready(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def _fsync_dir(self) -> None:
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _folder(self, create: bool = True) -> Folder:
+        return open_folder(self.root, create=create)
 
     def put_file(self, src: Path, name: str) -> None:
-        self._ready()
-        final = self.root / name
-        try:
-            os.replace(src, final)  # same file system: atomic, and no copy of personal data
-        except OSError:
-            tmp = self.root / _part(name)
-            with open(src, "rb") as fin, _create_private(tmp) as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
-                fout.flush()
-                os.fsync(fout.fileno())
-            os.replace(tmp, final)
-            Path(src).unlink()
-        self._fsync_dir()
+        src = Path(src)
+        with self._folder() as out, open_folder(src.parent, create=False) as work:
+            try:  # same file system: atomic, and no copy of personal data
+                work.move_to(src.name, out, name)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                with work.open_read(src.name) as fin:
+                    out.copy_in(fin, name)
+                work.unlink(src.name)
 
     def put_bytes(self, data: bytes, name: str) -> None:
-        self._ready()
-        tmp = self.root / _part(name)
-        with _create_private(tmp) as fout:
-            fout.write(data)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, self.root / name)
-        self._fsync_dir()
+        with self._folder() as out:
+            out.write_bytes(name, data)
 
     def exists(self, name: str) -> bool:
-        return (self.root / name).is_file()
+        try:
+            with self._folder(create=False) as out:
+                return out.exists(name)
+        except FileNotFoundError:
+            return False
 
     def sha256(self, name: str) -> str | None:
+        """The file's sha256; None when absent (a link planted there counts as absent)."""
         try:
-            with open(self.root / name, "rb") as fh:
+            with self._folder(create=False) as out, out.open_read(name) as fh:
                 return sha256_of(fh)
         except FileNotFoundError:
             return None
+        except UnsafePathError as exc:
+            log.warning("boîte d'envoi : %s", exc)
+            return None
 
     def remove(self, name: str) -> None:
-        (self.root / name).unlink(missing_ok=True)
+        try:
+            with self._folder(create=False) as out:
+                out.unlink(name)
+        except FileNotFoundError:
+            pass
 
     def names(self) -> list[str]:
-        if not self.root.is_dir():
+        try:
+            with self._folder(create=False) as out:
+                return out.names()
+        except FileNotFoundError:
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_file())
 
     def mtime(self, name: str) -> dt.datetime:
-        return dt.datetime.fromtimestamp((self.root / name).stat().st_mtime, dt.UTC)
+        with self._folder(create=False) as out:
+            st = out.lstat(name)
+        if st is None:
+            raise FileNotFoundError(2, "No such file or directory", str(self.root / name))
+        return dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)
 
     def move_out(self, name: str, dest: Path) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(self.root / name), str(dest / name))
+        with self._folder(create=False) as out, open_folder(dest) as archive:
+            if not out.is_file(name):
+                raise UnsafePathError(f"{self.root / name}: not a regular file, not archived")
+            try:
+                out.move_to(name, archive)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                with out.open_read(name) as fin:
+                    archive.copy_in(fin, name)
+                out.unlink(name)
 
 
 class ObjectStorageOutbox:
-    """An fsspec location (``s3://``, ``gcs://``, ``file://``...) via ObjectStoragePath.
+    """An fsspec location (``s3://``, ``gcs://``...) via ObjectStoragePath.
 
     Objects are written under a temporary key and renamed: object stores publish an
-    object whole, so a reader never sees a partial file.
+    object whole, so a reader never sees a partial file; the temporary key is removed
+    when the copy fails. Object stores have no symbolic links; what comes back to a
+    local folder (the archive) goes through :mod:`cpf_deposit.files`.
     """
 
     def __init__(self, url: str, conn_id: str | None = None):
@@ -178,20 +208,27 @@ class ObjectStorageOutbox:
         self.root = ObjectStoragePath(url, conn_id=conn_id)
         self.location = url
 
-    def put_file(self, src: Path, name: str) -> None:
+    def _publish(self, write, name: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / _part(name)
-        with open(src, "rb") as fin, tmp.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        tmp.rename(self.root / name)
-        Path(src).unlink()
+        tmp = self.root / temp_name(name)
+        try:
+            with tmp.open("wb") as fout:
+                write(fout)
+            tmp.rename(self.root / name)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if tmp.exists():
+                    tmp.unlink()
+            raise
+
+    def put_file(self, src: Path, name: str) -> None:
+        src = Path(src)
+        with open_regular(src) as fin:
+            self._publish(lambda fout: shutil.copyfileobj(fin, fout, 1 << 20), name)
+        src.unlink()
 
     def put_bytes(self, data: bytes, name: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / _part(name)
-        with tmp.open("wb") as fout:
-            fout.write(data)
-        tmp.rename(self.root / name)
+        self._publish(lambda fout: fout.write(data), name)
 
     def exists(self, name: str) -> bool:
         return (self.root / name).exists()
@@ -221,15 +258,9 @@ class ObjectStorageOutbox:
         return dt.datetime.fromtimestamp(float(t), dt.UTC)
 
     def move_out(self, name: str, dest: Path) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        with (self.root / name).open("rb") as fin, _create_private(dest / name) as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
+        with (self.root / name).open("rb") as fin, open_folder(dest) as archive:
+            archive.copy_in(fin, name)
         self.remove(name)
-
-
-def _create_private(path: Path):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    return os.fdopen(fd, "wb")
 
 
 def outbox_for(config, url: str | None = None, conn_id: str | None = None) -> Outbox:
@@ -313,8 +344,7 @@ def start_run(
             bound_to_process=bound_to_process,
             now=now,
         )
-    work = run_work_dir(config, run_id)
-    work.mkdir(parents=True, exist_ok=True, mode=0o700)
+    work = private_dir(run_work_dir(config, run_id))
     return RunStart(run_id, work, report)
 
 
@@ -377,8 +407,9 @@ def recover(
         shutil.rmtree(run_work_dir(config, run_id), ignore_errors=True)
     present = set(outbox.names())
     for name in sorted(present):
-        if name.startswith(".") and name.endswith(PART_SUFFIX):
-            base = name[1 : -len(PART_SUFFIX)].removesuffix(MANIFEST_SUFFIX)
+        owner = temp_owner(name)
+        if owner is not None:
+            base = owner.removesuffix(MANIFEST_SUFFIX)
             if by_name.get(base) != FileStatus.BUILT:
                 outbox.remove(name)
                 report.removed_parts.append(name)
@@ -404,7 +435,7 @@ def _reconcile_built(conn, rec: FileRecord, outbox: Outbox, now: dt.datetime) ->
     if found:
         outbox.put_bytes(_manifest_bytes(rec), rec.file_name + MANIFEST_SUFFIX)
     elif work is not None and work.is_file():
-        with open(work, "rb") as fh:
+        with open_regular(work) as fh:
             intact = sha256_of(fh) == rec.sha256
         if intact:  # manifest first: an XML in the outbox always has its manifest
             outbox.put_bytes(_manifest_bytes(rec), rec.file_name + MANIFEST_SUFFIX)
@@ -416,7 +447,8 @@ def _reconcile_built(conn, rec: FileRecord, outbox: Outbox, now: dt.datetime) ->
                 return mark_file_staged(conn, rec.id_flux, outbox.location, now)
         except ClaimLost:
             pass  # some passages went elsewhere: the file must not be deposited
-    outbox.remove(_part(rec.file_name))
+    for tmp in _temps_of(outbox, rec.file_name):
+        outbox.remove(tmp)
     outbox.remove(rec.file_name)
     outbox.remove(rec.file_name + MANIFEST_SUFFIX)
     revert_file(
@@ -511,16 +543,20 @@ def stage(
         path = Path(wf.path)
         with ledger.begin() as conn:
             heartbeat(conn, run_id, now_)  # ClaimLost if a recovery took the run for dead
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if sha256_of(fh) != wf.sha256:
                 raise LedgerError(f"file {path.name} changed since it was written: not staged")
         ids = technical_ids[wf.id_flux] if technical_ids is not None else _ids_in_file(path)
         rec = _record(ledger, run_id, wf, ids, outbox, now_)
         path = Path(wf.path)
         fault_point("recorded")
-        outbox.put_bytes(_manifest_bytes(rec), rec.file_name + MANIFEST_SUFFIX)
-        fault_point("manifest")
-        outbox.put_file(path, rec.file_name)
+        try:
+            outbox.put_bytes(_manifest_bytes(rec), rec.file_name + MANIFEST_SUFFIX)
+            fault_point("manifest")
+            outbox.put_file(path, rec.file_name)
+        except Exception:  # a full disk, a read-only outbox: nothing half-staged is left
+            _unstage(ledger, outbox, rec)
+            raise
         fault_point("moved")
         try:
             with ledger.begin() as conn:
@@ -558,6 +594,29 @@ def stage(
             )
         )
     return staged
+
+
+def _unstage(ledger: Ledger, outbox: Outbox, rec: FileRecord) -> None:
+    """Staging failed: remove the manifest (an XML in the outbox always has its manifest,
+    and a manifest never stands alone) and abort the file, so its passages go back.
+    Never raises: the caller re-raises what made staging fail."""
+    for name in (rec.file_name + MANIFEST_SUFFIX, rec.file_name):
+        try:
+            outbox.remove(name)
+        except Exception as exc:
+            log.warning("%s non retiré de la boîte d'envoi : %s", name, type(exc).__name__)
+    try:
+        with ledger.begin() as conn:
+            revert_file(
+                conn,
+                rec.id_flux,
+                FileStatus.ABORTED,
+                utcnow(),
+                "échec de la mise en boîte d'envoi",
+                expected=FileStatus.BUILT,
+            )
+    except Exception as exc:  # the recovery step of the next run finishes it
+        log.warning("fichier %s laissé à la reprise : %s", rec.file_name, type(exc).__name__)
 
 
 _STAMPED = re.compile(r"^(?P<head>.*_)(?P<stamp>\d{14})\.xml$")

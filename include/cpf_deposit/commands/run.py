@@ -8,6 +8,8 @@ import datetime as dt
 from cpf_deposit.cli import EXIT_DATA, EXIT_OK, UsageError
 from cpf_deposit.commands import config_from
 
+FIRST_YEAR, LAST_YEAR = 2020, 2100  # as the DAG's academic_year param
+
 
 def _date(text: str) -> dt.date:
     try:
@@ -27,9 +29,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--source", required=True, help="source name in the config (e.g. apogee)")
     when = p.add_mutually_exclusive_group(required=True)
-    when.add_argument("--academic-year", type=int, metavar="YEAR", help="2023 for 2023-2024")
-    when.add_argument("--from", dest="date_from", type=_date, metavar="DATE")
-    p.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="exclusive")
+    when.add_argument(
+        "--academic-year",
+        type=int,
+        metavar="YEAR",
+        help="2023 for 2023-2024: awards from 2023-09-01 (inclusive) to 2024-09-01 (exclusive)",
+    )
+    when.add_argument(
+        "--from",
+        dest="date_from",
+        type=_date,
+        metavar="DATE",
+        help="first award date of the window (inclusive; never before 2021-07-01)",
+    )
+    p.add_argument(
+        "--to",
+        dest="date_to",
+        type=_date,
+        metavar="DATE",
+        help="end of the window, exclusive: awards of that day belong to the next window",
+    )
     p.add_argument(
         "--certification",
         action="append",
@@ -41,10 +60,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cpf_deposit.pipeline import PipelineError, Window, run_pipeline
+    from cpf_deposit.pipeline import PASSPORT_START, PipelineError, Window, run_pipeline
 
     config = config_from(args)
+    if args.source not in config.sources:
+        known = ", ".join(config.sources) or "none"
+        raise UsageError(f"--source {args.source}: no such source in the config ({known})")
     if args.academic_year is not None:
+        # The DAG param's bounds; a year that ended before the Passeport sends nothing.
+        if not FIRST_YEAR <= args.academic_year <= LAST_YEAR:
+            raise UsageError(
+                f"--academic-year {args.academic_year}: expected {FIRST_YEAR} to {LAST_YEAR} "
+                f"(2023 for 2023-2024; awards before {PASSPORT_START} are not sent)"
+            )
         window = Window.academic_year(args.academic_year)
     else:
         if args.date_to is None:
@@ -53,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             window = Window(args.date_from, args.date_to)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if window.clipped is None:
+        raise UsageError(f"window {window.start}..{window.end} ends before {PASSPORT_START}")
     try:
         certifications = frozenset(args.certification) if args.certification else None
         out = run_pipeline(

@@ -41,12 +41,17 @@ _SKELETON_TAIL = (
 
 
 def _valid(doc: bytes, schema) -> bool:
+    """One document: well-formed, no DOCTYPE or processing instruction (the XSD does not
+    see them, the parser does), and valid."""
     from lxml import etree
+
+    from cpf_deposit.flux.reader import UnsafeXmlError, refuse_unsafe_tree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
         tree = etree.fromstring(doc, parser)
-    except etree.XMLSyntaxError:
+        refuse_unsafe_tree(tree)
+    except (etree.XMLSyntaxError, UnsafeXmlError):
         return False
     return schema.validate(tree)
 

@@ -3,6 +3,12 @@
 Used to prove the writer round-trips, by the CDC simulator and by the ledger when a
 file must be re-read. The parser resolves no entity, loads no DTD and touches no
 network; elements are cleared as soon as they are read, so memory stays flat.
+
+A flux (and a CDC receipt, :mod:`cpf_deposit.receipts.parser`) holds neither a
+DOCTYPE, nor an entity declaration, nor a processing instruction other than the XML
+declaration: :func:`secure_iterparse` refuses them from what the parser itself
+reports (the document's DOCTYPE once the root element starts, ``pi`` events), so
+their position in the file and its encoding (UTF-16 included) do not matter.
 """
 
 from __future__ import annotations
@@ -10,8 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+from cpf_deposit.errors import DataError
 from cpf_deposit.flux.writer import NAMESPACE
 from cpf_deposit.model import Passage
 
@@ -136,27 +142,94 @@ def passage_from_element(el, certification: tuple[str, str, str | None]) -> Pass
     )
 
 
-def secure_iterparse(source, **kwargs):
-    """lxml iterparse with everything that could reach outside the file switched off."""
+class UnsafeXmlError(DataError, ValueError):
+    """The document holds a DOCTYPE (so possibly entity declarations or an external DTD)
+    or a processing instruction: refused, whatever else it holds (terminal)."""
+
+
+DOCTYPE_REFUSED = "a DOCTYPE (DTD or entity declaration) is refused"
+PI_REFUSED = "a processing instruction (<?...?>) other than the XML declaration is refused"
+
+
+def refuse_unsafe_tree(root) -> None:
+    """:class:`UnsafeXmlError` when a parsed document has a DOCTYPE or a processing
+    instruction anywhere (before, inside or after its root element)."""
+    from itertools import chain
+
     from lxml import etree
 
-    return etree.iterparse(
+    if root.getroottree().docinfo.doctype:
+        raise UnsafeXmlError(DOCTYPE_REFUSED)
+    around = chain(root.itersiblings(preceding=True), root.itersiblings())
+    if any(isinstance(n, etree._ProcessingInstruction) for n in around):
+        raise UnsafeXmlError(PI_REFUSED)
+    if next(root.iter(etree.PI), None) is not None:
+        raise UnsafeXmlError(PI_REFUSED)
+
+
+class _Guarded:
+    """An lxml iterparse that raises :class:`UnsafeXmlError` on a DOCTYPE or a processing
+    instruction; ``pi`` events are the guard's own and never reach the caller."""
+
+    def __init__(self, events, wanted: tuple[str, ...]):
+        self._events = events
+        self._wanted = wanted
+
+    @property
+    def root(self):
+        return self._events.root
+
+    def __iter__(self):
+        checked = False
+        wanted = self._wanted
+        for event, el in self._events:
+            if event == "pi":
+                raise UnsafeXmlError(PI_REFUSED)
+            if not checked:
+                checked = True
+                if el.getroottree().docinfo.doctype:
+                    raise UnsafeXmlError(DOCTYPE_REFUSED)
+            if event in wanted:
+                yield event, el
+        root = self._events.root
+        if not checked and root is not None and root.getroottree().docinfo.doctype:
+            raise UnsafeXmlError(DOCTYPE_REFUSED)
+
+
+def secure_iterparse(source, *, events=("end",), tag=None, **kwargs):
+    """lxml iterparse with everything that could reach outside the file switched off,
+    refusing a DOCTYPE or a processing instruction (:class:`UnsafeXmlError`), wherever
+    it stands. ``tag`` filters the caller's events as in lxml; iterate the returned
+    object (its ``root`` is the parser's)."""
+    from lxml import etree
+
+    wanted = tuple(events)
+    if tag is not None:
+        tags = (tag,) if isinstance(tag, str) else tuple(tag)
+        kwargs["tag"] = (*tags, etree.PI)
+    parsed = etree.iterparse(
         source,
+        events=(*wanted, "pi"),
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
         remove_comments=True,
+        remove_pis=False,
         **kwargs,
     )
+    return _Guarded(parsed, wanted)
 
 
-def iter_flux(path: str | Path) -> Iterator[tuple[FluxInfo, Passage]]:
-    """Yield ``(file info, passage)`` for every passage of a flux file, in file order."""
+def iter_flux(path) -> Iterator[tuple[FluxInfo, Passage]]:
+    """Yield ``(file info, passage)`` for every passage of a flux file (a path, or an open
+    binary file), in file order. :class:`UnsafeXmlError` on a DOCTYPE or a processing
+    instruction."""
     info = FluxInfo()
     cert: dict[str, str | None] = {"type": None, "code": None, "natureDeposant": None}
     depth_owner: list[str] = []
-    for event, el in secure_iterparse(str(path), events=("start", "end")):
+    source = path if hasattr(path, "read") else str(path)
+    for event, el in secure_iterparse(source, events=("start", "end")):
         name = _local(el.tag)
         if event == "start":
             depth_owner.append(name)

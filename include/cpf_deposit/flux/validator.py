@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cpf_deposit.errors import ConfigError
 from cpf_deposit.flux.writer import NAMESPACE, XSI
 
 _NS = "{" + NAMESPACE + "}"
@@ -103,11 +104,21 @@ class ValidationReport:
 
 def load_schema(xsd_path: Path | None = None):
     """The compiled XSD (default: the shipped 1.1.2 schema), compiled once per file."""
+    from lxml import etree
+
     from cpf_deposit.config import shipped_xsd
 
     path = Path(xsd_path) if xsd_path is not None else shipped_xsd()
-    resolved = path.resolve()
-    return _compile(str(resolved), resolved.stat().st_mtime_ns)
+    try:
+        resolved = path.resolve()
+        return _compile(str(resolved), resolved.stat().st_mtime_ns)
+    except (OSError, UnicodeError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SchemaError(f"{path}: not a usable XSD ({reason})") from None
+
+
+class SchemaError(ConfigError, ValueError):
+    """The XSD given (``--xsd``, ``xsd_path``) cannot be read or compiled (terminal)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -395,6 +406,16 @@ _SKELETON = (
 )
 
 
+_UNSAFE = (
+    "Le fichier contient un DOCTYPE (DTD, déclaration d'entité) ou une instruction de "
+    "traitement (<?...?>) : un flux ne doit contenir ni l'un ni l'autre, la Caisse des "
+    "Dépôts le refuserait. Régénérez le fichier sans eux.",
+    "The file holds a DOCTYPE (DTD, entity declaration) or a processing instruction "
+    "(<?...?>): a flux must hold neither, the CDC would refuse it. Produce the file "
+    "again without them.",
+)
+
+
 class _Stop(Exception):
     """Enough issues collected: stop reading the file."""
 
@@ -636,7 +657,7 @@ def validate_file(
     from lxml import etree
 
     from cpf_deposit.config import shipped_xsd
-    from cpf_deposit.flux.reader import secure_iterparse
+    from cpf_deposit.flux.reader import UnsafeXmlError, secure_iterparse
 
     path = Path(path)
     xsd = Path(xsd_path) if xsd_path is not None else shipped_xsd()
@@ -694,6 +715,12 @@ def validate_file(
                     None,
                     _explain_syntax(exc.msg or str(exc)),
                 )
+            )
+        except UnsafeXmlError as exc:
+            # Refused by the parser whatever its position or encoding: nothing else is
+            # worth reading in a file the CDC would not take.
+            run.add(
+                _Pending(SEVERITY_ERROR, "unsafe-markup", str(exc), None, None, None, None, _UNSAFE)
             )
         else:
             root = events.root if root is None else root

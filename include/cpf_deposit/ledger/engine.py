@@ -82,8 +82,8 @@ def make_engine(url: str | URL) -> Engine:
     """
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            private_sqlite_files(Path(url.database))
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
@@ -101,6 +101,23 @@ def make_engine(url: str | URL) -> Engine:
     if url.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     raise LedgerConfigError(f"ledger backend {url.get_backend_name()!r} not supported")
+
+
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_files(path: Path) -> None:
+    """The SQLite ledger holds the idTechnique key: created 0600 (its folder 0700 when
+    created here) before SQLite opens it, so the journal files SQLite creates beside
+    it take the same mode; an older, wider ledger and its journals are narrowed to
+    0600. A symbolic link in place of the ledger is refused."""
+    from cpf_deposit.files import ensure_private_file
+
+    ensure_private_file(path)
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.is_file() and not companion.is_symlink():
+            ensure_private_file(companion)
 
 
 @dataclass

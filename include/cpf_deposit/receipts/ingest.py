@@ -35,19 +35,23 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import re
-import shutil
 import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 from urllib.parse import unquote
 
 from cpf_deposit.errors import DataError
+from cpf_deposit.files import (
+    Folder,
+    UnsafePathError,
+    open_folder,
+    open_regular,
+)
 from cpf_deposit.ledger.engine import Ledger, LedgerError
 from cpf_deposit.ledger.schema import Status, ledger_sending
 from cpf_deposit.ledger.status import (
@@ -68,7 +72,6 @@ from cpf_deposit.receipts.parser import (
 
 log = logging.getLogger(__name__)
 
-FILE_MODE = 0o600
 REFUSED_DIR = "refused"
 RECEIPTS_DIR = "receipts"
 INDEX_NAME = "index.jsonl"
@@ -147,8 +150,8 @@ class Inbox(Protocol):
     def names(self) -> list[str]: ...
     def size(self, name: str) -> int: ...
     def is_link(self, name: str) -> bool: ...
-    def local_copy(self, name: str, max_bytes: int) -> contextlib.AbstractContextManager[Path]: ...
-    def archive_to(self, name: str, dest: Path) -> None: ...
+    def open(self, name: str, max_bytes: int) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+    def remove(self, name: str) -> None: ...
     def refuse(self, name: str, reason: str) -> str: ...
 
 
@@ -173,50 +176,70 @@ def _refusal_text(name: str, reason: str, at: dt.datetime) -> bytes:
     ).encode()
 
 
+_NOT_REGULAR = "lien symbolique ou fichier spécial : seul un fichier ordinaire est accepté"
+
+
 class LocalInbox:
-    """A folder; files are moved out only once archived (fsynced) or refused."""
+    """A folder; files are moved out only once archived (fsynced) or refused.
+
+    Reached through :mod:`cpf_deposit.files`: the inbox itself and ``refused/`` must
+    not be symbolic links (a refusal through a linked ``refused/`` would move files
+    anywhere), and a receipt is read from the descriptor it was checked on.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.location = str(self.root)
 
+    def _folder(self) -> Folder:
+        return open_folder(self.root, create=False)
+
     def names(self) -> list[str]:
-        if not self.root.is_dir():
+        try:
+            with self._folder() as inbox:
+                return inbox.names(links=True, hidden=False)
+        except FileNotFoundError:
             return []
-        return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if not p.name.startswith(".") and (p.is_file() or p.is_symlink())
-        )
 
     def size(self, name: str) -> int:
-        return (self.root / name).lstat().st_size
+        with self._folder() as inbox:
+            st = inbox.lstat(name)
+        if st is None:
+            raise ReceiptRefused("fichier disparu du dossier des accusés")
+        return st.st_size
 
     def is_link(self, name: str) -> bool:
-        return (self.root / name).is_symlink()
+        with self._folder() as inbox:
+            return inbox.is_link(name)
 
     @contextlib.contextmanager
-    def local_copy(self, name: str, max_bytes: int) -> Iterator[Path]:
-        yield self.root / name
+    def open(self, name: str, max_bytes: int) -> Iterator[IO[bytes]]:
+        with self._folder() as inbox:
+            try:
+                fh = inbox.open_read(name)
+            except UnsafePathError:
+                raise ReceiptRefused(_NOT_REGULAR) from None
+        with fh:
+            yield fh
 
-    def archive_to(self, name: str, dest: Path) -> None:
-        _copy_private(self.root / name, dest)
-        (self.root / name).unlink()
+    def remove(self, name: str) -> None:
+        with self._folder() as inbox:
+            inbox.unlink(name)
 
     def refuse(self, name: str, reason: str) -> str:
-        folder = self.root / REFUSED_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        target = _free_name(lambda n: (folder / n).exists() or (folder / n).is_symlink(), name)
-        os.replace(self.root / name, folder / target)
-        _write_private(folder / (target + REASON_SUFFIX), _refusal_text(name, reason, utcnow()))
-        return str(folder / target)
+        with self._folder() as inbox, inbox.sub(REFUSED_DIR) as refused:
+            target = _free_name(refused.exists, name)
+            inbox.move_to(name, refused, target)
+            refused.write_bytes(target + REASON_SUFFIX, _refusal_text(name, reason, utcnow()))
+        return str(self.root / REFUSED_DIR / target)
 
 
 class ObjectStorageInbox:
     """An fsspec location (``s3://``, ``gcs://``…) via ObjectStoragePath.
 
-    A receipt is copied to a private local file (size-capped while copying) before
-    it is parsed: the parser needs a seekable local file.
+    A receipt is copied into an anonymous private temporary file (size-capped while
+    copying, gone when closed, whatever happens) before it is parsed: the parser
+    needs a seekable local file. Object stores have no symbolic links.
     """
 
     def __init__(self, url: str, conn_id: str | None = None):
@@ -240,11 +263,10 @@ class ObjectStorageInbox:
         return False
 
     @contextlib.contextmanager
-    def local_copy(self, name: str, max_bytes: int) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="cpf-receipt-") as d:
-            local = Path(d) / "receipt.xml"
+    def open(self, name: str, max_bytes: int) -> Iterator[IO[bytes]]:
+        with tempfile.TemporaryFile(prefix="cpf-receipt-") as local:
             copied = 0
-            with (self.root / name).open("rb") as fin, _create_private(local) as fout:
+            with (self.root / name).open("rb") as fin:
                 while chunk := fin.read(1 << 20):
                     copied += len(chunk)
                     if copied > max_bytes:
@@ -253,17 +275,12 @@ class ObjectStorageInbox:
                                 ",", " "
                             )
                         )
-                    fout.write(chunk)
+                    local.write(chunk)
+            local.flush()
+            local.seek(0)
             yield local
 
-    def archive_to(self, name: str, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.part")
-        with (self.root / name).open("rb") as fin, _create_private(tmp) as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dest)
+    def remove(self, name: str) -> None:
         (self.root / name).unlink()
 
     def refuse(self, name: str, reason: str) -> str:
@@ -294,11 +311,16 @@ class ExplicitFiles:
         return self.paths[name].is_symlink()
 
     @contextlib.contextmanager
-    def local_copy(self, name: str, max_bytes: int) -> Iterator[Path]:
-        yield self.paths[name]
+    def open(self, name: str, max_bytes: int) -> Iterator[IO[bytes]]:
+        try:
+            fh = open_regular(self.paths[name])
+        except UnsafePathError:
+            raise ReceiptRefused(_NOT_REGULAR) from None
+        with fh:
+            yield fh
 
-    def archive_to(self, name: str, dest: Path) -> None:
-        _copy_private(self.paths[name], dest)
+    def remove(self, name: str) -> None:
+        """Left in place: the operator named it."""
 
     def refuse(self, name: str, reason: str) -> str:
         return str(self.paths[name])  # left in place: the report says why
@@ -313,33 +335,12 @@ def inbox_for(config, url: str | None = None, conn_id: str | None = None) -> Inb
     return LocalInbox(Path(url.removeprefix("file://")))
 
 
-def _create_private(path: Path):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    return os.fdopen(fd, "wb")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _create_private(path) as fh:
-        fh.write(data)
-    os.chmod(path, FILE_MODE)
-
-
-def _copy_private(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
-    with open(src, "rb") as fin, _create_private(tmp) as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-    os.replace(tmp, dest)
-
-
-def _sha256(path: Path) -> str:
+def _sha256(fh: IO[bytes]) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
+    fh.seek(0)
+    while chunk := fh.read(1 << 20):
+        h.update(chunk)
+    fh.seek(0)
     return h.hexdigest()
 
 
@@ -349,7 +350,11 @@ def _sha256(path: Path) -> str:
 
 
 class ReceiptArchive:
-    """``<paths.archive>/receipts/``: one folder per deposited file, and ``index.jsonl``."""
+    """``<paths.archive>/receipts/``: one folder per deposited file, and ``index.jsonl``.
+
+    Every file goes through :mod:`cpf_deposit.files` (0600 files, 0700 folders, no
+    link followed, copies complete or absent).
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -359,59 +364,73 @@ class ReceiptArchive:
     def of(cls, config) -> ReceiptArchive:
         return cls(Path(config.paths.archive) / RECEIPTS_DIR)
 
+    def _open(self, create: bool = True) -> Folder:
+        return open_folder(self.root, create=create)
+
     def entries(self) -> list[dict]:
-        if not self.index_path.is_file():
+        try:
+            with self._open(create=False) as root:
+                if not root.is_file(INDEX_NAME):
+                    return []
+                text = root.read_text(INDEX_NAME)
+        except FileNotFoundError:
             return []
         out = []
-        with open(self.index_path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if line:
-                    with contextlib.suppress(json.JSONDecodeError):  # a torn last line
-                        out.append(json.loads(line))
+        for line in text.splitlines():
+            line = line.strip()
+            if line:
+                with contextlib.suppress(json.JSONDecodeError):  # a torn last line
+                    out.append(json.loads(line))
         return out
+
+    def _archived(self, relative: str) -> bool:
+        folder, _, name = relative.rpartition("/")
+        try:
+            with self._open(create=False) as root:
+                if not folder:
+                    return root.is_file(name)
+                with root.sub(folder, create=False) as sub:
+                    return sub.is_file(name)
+        except (FileNotFoundError, UnsafePathError):
+            return False
 
     def find(self, sha256: str) -> dict | None:
         """The index entry of an archived receipt with this content, if still archived."""
         for entry in self.entries():
-            if entry.get("sha256") == sha256 and (self.root / entry["archived_as"]).is_file():
+            if entry.get("sha256") == sha256 and self._archived(entry["archived_as"]):
                 return entry
         return None
 
-    def folder_for(self, file_name: str) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", file_name)
-        return self.root / safe
+    @staticmethod
+    def folder_name(file_name: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]", "_", file_name).lstrip(".") or "_"
 
-    def target(self, file_name: str, name: str, sha256: str) -> Path:
-        folder = self.folder_for(file_name)
+    def folder_for(self, file_name: str) -> Path:
+        return self.root / self.folder_name(file_name)
+
+    def store(self, fh: IO[bytes], file_name: str, name: str, sha256: str) -> str:
+        """Copy a receipt (from its start) beside its file's receipts: the relative name."""
+        safe = self.folder_name(file_name)
         base = name if "/" not in name and not name.startswith(".") else f"receipt-{sha256[:12]}"
-        target = folder / base
-        if target.exists():
-            stem, dot, ext = base.rpartition(".")
-            target = folder / (f"{stem}.{sha256[:12]}.{ext}" if dot else f"{base}.{sha256[:12]}")
-        return target
+        with self._open() as root, root.sub(safe) as folder:
+            if folder.exists(base):
+                stem, dot, ext = base.rpartition(".")
+                base = f"{stem}.{sha256[:12]}.{ext}" if dot else f"{base}.{sha256[:12]}"
+            fh.seek(0)
+            folder.copy_in(fh, base)
+        return f"{safe}/{base}"
 
     def append(self, entry: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._open() as root:
+            root.append_line(
+                INDEX_NAME, json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
+            )
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One ingestion at a time (Airflow task and command line)."""
-        import fcntl
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self._open() as root, root.lock(".lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------------------
@@ -573,22 +592,22 @@ def _ingest(ledger, config, inbox, name, archive, result, max_bytes, now) -> Non
         )
     if size == 0:
         raise ReceiptRefused("fichier vide")
-    with inbox.local_copy(name, max_bytes) as local:
-        result.sha256 = _sha256(local)
+    # One open file from here on: what is hashed, parsed and archived is the same bytes.
+    with inbox.open(name, max_bytes) as fh:
+        result.sha256 = _sha256(fh)
         seen = archive.find(result.sha256)
         if seen is not None:
             result.status = DUPLICATE
             result.duplicate_of = seen["archived_as"]
             result.file_name = seen.get("file_name")
             result.id_flux = seen.get("id_flux")
-            if isinstance(inbox, (LocalInbox, ObjectStorageInbox)):
-                _drop_duplicate(inbox, name)
+            inbox.remove(name)  # the same bytes are archived already: nothing is lost
             log.info("accusé %s : déjà intégré sous %s", name, seen["archived_as"])
             return
         if result.kind == KIND_RECEPTION:
-            _reception(ledger, inbox, name, archive, result, now)
+            _reception(ledger, inbox, name, fh, archive, result, now)
             return
-        receipt = Receipt(local, max_bytes=max_bytes)
+        receipt = Receipt(fh, max_bytes=max_bytes, name=name)
         rec = _file_of(ledger, name, receipt)
         result.file_name, result.id_flux = rec.file_name, rec.id_flux
         result.processing_id = receipt.header.processing_id
@@ -598,9 +617,8 @@ def _ingest(ledger, config, inbox, name, archive, result, max_bytes, now) -> Non
         else:
             _apply_results(ledger, receipt, rec, result, now)
         _keep_award_years(config, archive, rec)
-    target = archive.target(rec.file_name, name, result.sha256)
-    inbox.archive_to(name, target)
-    result.archived_as = str(target.relative_to(archive.root))
+        result.archived_as = archive.store(fh, rec.file_name, name, result.sha256)
+    inbox.remove(name)
     result.status = APPLIED
     archive.append(_index_entry(result, now))
     log.info(
@@ -611,14 +629,6 @@ def _ingest(ledger, config, inbox, name, archive, result, max_bytes, now) -> Non
         result.rejected_total,
         len(result.unknown_ids),
     )
-
-
-def _drop_duplicate(inbox: Inbox, name: str) -> None:
-    """The same bytes are archived already: the inbox copy goes (nothing is lost)."""
-    if isinstance(inbox, LocalInbox):
-        (inbox.root / name).unlink()
-    else:
-        (inbox.root / name).unlink()  # type: ignore[attr-defined]
 
 
 def _index_entry(result: ReceiptResult, now: dt.datetime) -> dict:
@@ -685,17 +695,10 @@ def _apply_results(ledger, receipt: Receipt, rec: FileRecord, result, now) -> No
                 )
             continue
         seen[r.technical_id] = key
-        if r.reason is Reason.ACCEPTED:
-            accepted[r.technical_id] = None
-            result.accepted += 1
-        elif r.reason is Reason.ALREADY_IN_BASE:
+        if r.reason.accepted:
             accepted[r.technical_id] = text
-            result.already_in_base += 1
         else:
             rejected[r.technical_id] = text  # type: ignore[assignment]
-            result.rejected[r.reason.value] += 1
-            if r.reason is Reason.UNKNOWN:
-                result.unknown_messages[r.message or ""] += 1
     del seen
     with ledger.begin() as conn:
         ok, ko = apply_receipt_results(conn, rec.id_flux, accepted, rejected, now)
@@ -703,6 +706,7 @@ def _apply_results(ledger, receipt: Receipt, rec: FileRecord, result, now) -> No
     result.unknown_ids = sorted(ok.unknown + ko.unknown)
     result.superseded = sorted(ok.superseded + ko.superseded)
     result.recorded_before = ok.already + ko.already
+    _count(result, accepted, rejected, set(result.unknown_ids))
     if result.unknown_ids:
         log.warning(
             "l'accusé de %s cite %d idTechnique(s) absent(s) de ce fichier : %s",
@@ -710,6 +714,25 @@ def _apply_results(ledger, receipt: Receipt, rec: FileRecord, result, now) -> No
             len(result.unknown_ids),
             ", ".join(result.unknown_ids[:20]),
         )
+
+
+def _count(result, accepted: dict, rejected: dict, unknown: set[str]) -> None:
+    """Counts from the ledger's side: an idTechnique the file does not hold is counted
+    as unknown only, never as accepted or rejected (nor in the rate or the index)."""
+    for tid, text in accepted.items():
+        if tid in unknown:
+            continue
+        if text is None:
+            result.accepted += 1
+        else:
+            result.already_in_base += 1
+    for tid, text in rejected.items():
+        if tid in unknown:
+            continue
+        code, message = split_reason(text)
+        result.rejected[code] += 1
+        if code == Reason.UNKNOWN.value:
+            result.unknown_messages[message or ""] += 1
 
 
 def xsd_reason(errors: list[XsdError], archived_name: str | None = None) -> str:
@@ -746,7 +769,7 @@ def _pending(conn, id_flux: str) -> int:
     ).scalar_one()
 
 
-def _reception(ledger, inbox, name, archive, result, now) -> None:
+def _reception(ledger, inbox, name, fh, archive, result, now) -> None:
     """An accusé de réception: archived as it is, beside its file's receipts."""
     file_name = reception_file_name(name)
     assert file_name is not None
@@ -755,9 +778,8 @@ def _reception(ledger, inbox, name, archive, result, now) -> None:
     if rec is None:
         raise ReceiptRefused(f"accusé de réception d'un fichier inconnu du registre : {file_name}")
     result.file_name, result.id_flux = rec.file_name, rec.id_flux
-    target = archive.target(rec.file_name, name, result.sha256)
-    inbox.archive_to(name, target)
-    result.archived_as = str(target.relative_to(archive.root))
+    result.archived_as = archive.store(fh, rec.file_name, name, result.sha256)
+    inbox.remove(name)
     result.status = ARCHIVED
     archive.append(_index_entry(result, now))
     log.info("accusé de réception %s archivé avec %s", name, rec.file_name)
@@ -779,30 +801,43 @@ def _keep_award_years(config, archive: ReceiptArchive, rec: FileRecord) -> None:
 
     The flux (personal data) is purged after the retention period; this small file
     (idTechniques and years only) lets the reconciliation group by academic year later.
+    Written atomically: a full disk leaves no file (the next receipt of that file
+    writes it), never a truncated one that would hide the years for good.
     """
-    out = archive.folder_for(rec.file_name) / AWARD_YEARS
-    flux = Path(config.paths.archive) / rec.file_name
-    if out.is_file() or not flux.is_file():
-        return
     from cpf_deposit.flux.reader import iter_flux
 
-    years: dict[str, str] = {}
     try:
-        for _info, p in iter_flux(flux):
-            if p.technical_id and p.award_date:
-                years[p.technical_id] = academic_year(p.award_date)
+        with open_folder(config.paths.archive, create=False) as deposited:
+            if not deposited.is_file(rec.file_name):
+                return
+            with archive._open() as root, root.sub(archive.folder_name(rec.file_name)) as out:
+                if out.is_file(AWARD_YEARS):
+                    return
+                years: dict[str, str] = {}
+                with deposited.open_read(rec.file_name) as flux:
+                    for _info, p in iter_flux(flux):
+                        if p.technical_id and p.award_date:
+                            years[p.technical_id] = academic_year(p.award_date)
+                out.write_bytes(AWARD_YEARS, json.dumps(years, separators=(",", ":")).encode())
+    except FileNotFoundError:
+        return
     except Exception as exc:  # the receipt is applied; the years are a convenience
         log.warning("années d'obtention de %s non lues : %s", rec.file_name, type(exc).__name__)
-        return
-    _write_private(out, json.dumps(years, separators=(",", ":")).encode())
 
 
 def award_years(config) -> dict[str, str]:
     """Every kept idTechnique → academic year (see :func:`_keep_award_years`)."""
-    root = ReceiptArchive.of(config).root
     out: dict[str, str] = {}
-    if root.is_dir():
-        for path in sorted(root.glob(f"*/{AWARD_YEARS}")):
-            with contextlib.suppress(ValueError, OSError):
-                out.update(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        root = ReceiptArchive.of(config)._open(create=False)
+    except (FileNotFoundError, UnsafePathError):
+        return out
+    with root:
+        for name in root.folders():
+            with (
+                contextlib.suppress(ValueError, OSError, UnsafePathError),
+                root.sub(name, create=False) as folder,
+            ):
+                if folder.is_file(AWARD_YEARS):
+                    out.update(json.loads(folder.read_text(AWARD_YEARS)))
     return out

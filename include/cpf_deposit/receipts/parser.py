@@ -3,25 +3,28 @@
 A receipt comes in one of two shapes (cdc-format.md §6): XSD errors (the whole file was
 rejected) or per-passage results (``PassagesKO/passage`` and ``PassagesOK/idTechnique``).
 Element names are matched case-insensitively and without namespace, ``idTraitement``
-and ``idDemande`` alike. A receipt is untrusted input: a DTD or entity declaration is
-refused before parsing, nothing is resolved or fetched, the size is capped, and a
-truncated file is an error, never a partial result.
+and ``idDemande`` alike. A receipt is untrusted input: a DOCTYPE (DTD, entity
+declaration) or a processing instruction is refused by the parser itself, wherever it
+stands and whatever the encoding (:func:`cpf_deposit.flux.reader.secure_iterparse`),
+nothing is resolved or fetched, the size is capped, and a truncated file is an error,
+never a partial result.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import IO
 from urllib.parse import unquote
 
 from cpf_deposit.errors import DataError
 
 MAX_RECEIPT_BYTES = 256 * 1024 * 1024  # a 200 000-passage receipt is about 30 MB
-_SNIFF_BYTES = 64 * 1024
 
 
 class ReceiptError(DataError, ValueError):
@@ -124,19 +127,18 @@ def deposited_file_from_receipt_name(name: str) -> tuple[str, str] | None:
     return m.group("file"), m.group("day")
 
 
-def _sniff(path: Path, max_bytes: int) -> None:
-    size = path.stat().st_size
+def _check_size(source: Path | IO[bytes], name: str, max_bytes: int) -> None:
+    size = os.fstat(source.fileno()).st_size if _is_file(source) else source.stat().st_size
     if size > max_bytes:
         raise ReceiptError(
-            f"{path.name}: {size:,} bytes, more than the {max_bytes:,} accepted for a receipt"
+            f"{name}: {size:,} bytes, more than the {max_bytes:,} accepted for a receipt"
         )
     if size == 0:
-        raise ReceiptError(f"{path.name}: empty file")
-    with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
-    upper = head.upper()
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        raise ReceiptError(f"{path.name}: a DTD or entity declaration is refused in a receipt")
+        raise ReceiptError(f"{name}: empty file")
+
+
+def _is_file(source) -> bool:
+    return hasattr(source, "read")
 
 
 def _local(tag) -> str:
@@ -154,33 +156,47 @@ def _release(el) -> None:
             del parent[0]
 
 
-def _events(path: Path):
-    from lxml import etree
+def _events(source: Path | IO[bytes], name: str):
+    """Start and end events; a DOCTYPE or processing instruction raises ReceiptError."""
+    from cpf_deposit.flux.reader import DOCTYPE_REFUSED, UnsafeXmlError, secure_iterparse
 
-    return etree.iterparse(
-        str(path),
-        events=("start", "end"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    if _is_file(source):
+        source.seek(0)  # every pass reads the same open file from its start
+    else:
+        source = str(source)
+    try:
+        yield from secure_iterparse(source, events=("start", "end"))
+    except UnsafeXmlError as exc:
+        what = (
+            "a DTD or entity declaration is refused in a receipt"
+            if str(exc) == DOCTYPE_REFUSED
+            else "a processing instruction is refused in a receipt"
+        )
+        raise ReceiptError(f"{name}: {what}") from None
 
 
 class Receipt:
     """One accusé de traitement: its header, then its results or errors, streamed."""
 
-    def __init__(self, path: str | Path, *, max_bytes: int = MAX_RECEIPT_BYTES):
-        self.path = Path(path)
+    def __init__(
+        self,
+        path: str | Path | IO[bytes],
+        *,
+        max_bytes: int = MAX_RECEIPT_BYTES,
+        name: str | None = None,
+    ):
+        """``path``: a file name, or an open seekable binary file (then ``name`` names it
+        in messages): the inbox hands over the descriptor it checked."""
+        self._source = path if _is_file(path) else Path(path)
+        self.path = None if _is_file(path) else Path(path)
+        self.name = name or (self.path.name if self.path is not None else "receipt")
         self.max_bytes = max_bytes
-        _sniff(self.path, max_bytes)
+        _check_size(self._source, self.name, max_bytes)
         self.header = self._read_header()
 
     def _syntax(self, exc) -> ReceiptError:
         return ReceiptError(
-            f"{self.path.name}: not a well-formed receipt (truncated or damaged): {exc.msg}"
+            f"{self.name}: not a well-formed receipt (truncated or damaged): {exc.msg}"
         )
 
     def _read_header(self) -> ReceiptHeader:
@@ -190,13 +206,13 @@ class Receipt:
         kind = "empty"
         depth = 0
         try:
-            for event, el in _events(self.path):
+            for event, el in _events(self._source, self.name):
                 name = _local(el.tag)
                 if event == "start":
                     depth += 1
                     if depth == 1 and name != "rapport":
                         raise ReceiptError(
-                            f"{self.path.name}: root element <{name}> is not a CDC <rapport>"
+                            f"{self.name}: root element <{name}> is not a CDC <rapport>"
                         )
                     if depth == 2 and name in ("passagesko", "passagesok"):
                         kind = "results"
@@ -224,7 +240,7 @@ class Receipt:
         section = None
         technical_id = message = None
         try:
-            for event, el in _events(self.path):
+            for event, el in _events(self._source, self.name):
                 name = _local(el.tag)
                 if event == "start":
                     if name in ("passagesko", "passagesok"):
@@ -260,7 +276,7 @@ class Receipt:
 
         out: list[XsdError] = []
         try:
-            for event, el in _events(self.path):
+            for event, el in _events(self._source, self.name):
                 if event != "end" or _local(el.tag) != "erreur":
                     continue
                 fields = {_local(c.tag): (c.text or "").strip() for c in el}

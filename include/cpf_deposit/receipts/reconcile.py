@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -43,7 +42,6 @@ from cpf_deposit.receipts.parser import Reason
 
 log = logging.getLogger(__name__)
 
-FILE_MODE = 0o600
 CDC_THRESHOLD = 0.90  # below it the CDC asks the certifier to act
 NATIONAL_AVERAGE = 0.9225  # national reconciliation rate, webinar of March 2023
 UNKNOWN_YEAR = "inconnue"
@@ -106,7 +104,7 @@ ADVICE: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Code de certification inexistant, mal écrit ou incohérent avec son type (RS/RNCP).",
         "Corriger la table de correspondance diplôme → code RNCP/RS (par exemple RNCP34034 "
         "et non 34034) et vérifier que la fiche est active.",
-        ("R10A", "R10B", "R10C"),
+        ("R10A", "R10B", "R10C", "R10D"),
     ),
     Reason.DATES.value: (
         "Dates incohérentes (fin de validité ou examen avant la date de début).",
@@ -451,29 +449,29 @@ def worklist(df: pd.DataFrame) -> pd.DataFrame:
     return out.iloc[order].reset_index(drop=True)
 
 
-def _private(path: Path, mode: str = "w", **kwargs):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    os.chmod(path, FILE_MODE)
-    return os.fdopen(fd, mode, **kwargs)
-
-
 def write_worklist(table: pd.DataFrame, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """CSV (UTF-8 with BOM, ``;``, for Excel) and XLSX, both mode 0600."""
+    """CSV (UTF-8 with BOM, ``;``, for Excel) and XLSX, both mode 0600, written atomically.
+
+    Every text cell goes through :func:`cpf_deposit.spreadsheet.csv_cell`: a CDC message
+    or a source value starting with ``=``, ``+``, ``-``, ``@`` is never a formula, and a
+    character a spreadsheet cannot store is shown, not fatal.
+    """
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
+    from cpf_deposit.files import open_folder
+    from cpf_deposit.spreadsheet import csv_cell
+
+    safe = table.astype(object).map(csv_cell) if len(table) else table
     out_dir = Path(out_dir)
     csv, xlsx = out_dir / f"{stem}.csv", out_dir / f"{stem}.xlsx"
-    with _private(csv, "w", newline="", encoding="utf-8-sig") as fh:
-        table.to_csv(fh, index=False, sep=";")
     wb = Workbook()
     ws = wb.active
     ws.title = "Rejets CDC"
     ws.append(list(table.columns))
     for cell in ws[1]:
         cell.font = Font(bold=True)
-    for row in table.itertuples(index=False):
+    for row in safe.itertuples(index=False):
         ws.append(list(row))
     _as_text(ws)
     widths = {"cause probable": 60, "correction suggérée": 70, "message CDC": 60}
@@ -485,16 +483,19 @@ def write_worklist(table: pd.DataFrame, out_dir: Path, stem: str) -> tuple[Path,
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = ws.dimensions
-    with _private(xlsx, "wb") as fh:
-        wb.save(fh)
+    with open_folder(out_dir) as folder:
+        with folder.private_file(csv.name, "w", newline="", encoding="utf-8-sig") as fh:
+            safe.to_csv(fh, index=False, sep=";")
+        with folder.private_file(xlsx.name) as fh:
+            wb.save(fh)
     return csv, xlsx
 
 
 def _as_text(ws) -> None:
-    """A value starting with ``=`` stays text: never a formula in the workbook."""
+    """Every text cell stays text: never a formula in the workbook."""
     for row in ws.iter_rows(min_row=2):
         for cell in row:
-            if isinstance(cell.value, str) and cell.value.startswith("="):
+            if isinstance(cell.value, str):
                 cell.data_type = "s"
 
 

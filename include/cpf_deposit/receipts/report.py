@@ -280,19 +280,17 @@ class ReportFiles:
 
 
 def write_report(ledger, config, out_dir: Path | None = None, now: dt.datetime | None = None):
-    """The HTML report and the worklist (CSV, XLSX) into ``paths.reports``."""
-    import os
+    """The HTML report and the worklist (CSV, XLSX) into ``paths.reports`` (atomic,
+    0600, through :mod:`cpf_deposit.files`)."""
+    from cpf_deposit.files import private_dir, write_private
 
     now = now or dt.datetime.now(dt.UTC)
-    out_dir = Path(out_dir or config.paths.reports)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = private_dir(Path(out_dir or config.paths.reports))
     df = sendings(ledger, config)
     rec = reconcile(df)
     stem = today_stem(now)
     page = out_dir / f"{REPORT_STEM}-{stem}.html"
-    tmp = page.with_name(f".{page.name}.part")
-    tmp.write_text(render(rec, df, config.institution_name, now), encoding="utf-8")
-    os.replace(tmp, page)
+    write_private(page, render(rec, df, config.institution_name, now))
     table = worklist(df)
     csv, xlsx = write_worklist(table, out_dir, f"{WORKLIST_STEM}-{stem}")
     return ReportFiles(
