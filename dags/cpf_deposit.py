@@ -46,8 +46,10 @@ PARAMS = {
         minimum=2020,
         maximum=2100,
         title="Année universitaire",
-        description="Année de début (2023 pour 2023-2024). Vide : la fenêtre du calendrier "
-        "(nuit : les 400 derniers jours ; annuel : l'année qui vient de se terminer).",
+        description="Année de début (2023 pour 2023-2024 : diplômes obtenus du 1er septembre "
+        "2023 inclus au 1er septembre 2024 exclu). Vide : la fenêtre du calendrier (nuit : "
+        "les 400 derniers jours, aujourd'hui inclus ; annuel : l'année qui vient de se "
+        "terminer).",
     ),
     "certification_codes": Param(
         [],
@@ -70,8 +72,8 @@ PARAMS = {
         minimum=1,
         maximum=2000,
         title="Profondeur (jours)",
-        description="Runs de nuit : nombre de jours de diplômes remontés. Le registre "
-        "évite tout doublon, une fenêtre large ne coûte que du temps.",
+        description="Runs de nuit : nombre de jours de diplômes remontés (jusqu'à aujourd'hui "
+        "inclus). Le registre évite tout doublon, une fenêtre large ne coûte que du temps.",
     ),
 }
 

@@ -18,6 +18,7 @@ from cpf_deposit.model import FIELDS, Block, Kind, Passage
 _ANY_CHAR = st.characters(exclude_categories=("Cs",))
 _OK_CHAR = st.characters(
     exclude_categories=("Cs", "Cc"),
+    include_characters="\t\n\r",
     exclude_characters="\ufffe\uffff",
 )
 

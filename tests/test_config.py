@@ -78,3 +78,32 @@ def test_missing_file_and_bad_yaml_are_config_errors(tmp_path):
 def test_certificateur_defaults_to_emetteur(example):
     del example["cdc"]["certificateur_id"]
     assert parse_config(example).cdc.certificateur_id == "01BJD364"
+
+
+@pytest.mark.parametrize(("value", "severity"), [("send", "WARN"), ("hold", "BLOCK")])
+def test_punctuation_policy_sets_the_severity_of_r05d(tmp_path, value, severity):
+    import yaml
+
+    from cpf_deposit.config import default_config_path, load_config
+    from cpf_deposit.quality.rules import rules_for
+
+    raw = yaml.safe_load(default_config_path().read_text(encoding="utf-8"))
+    raw["quality"] = {"birth_name_punctuation": value}
+    path = tmp_path / "institution.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    rules = {r.id: r for r in rules_for(load_config(path).quality)}
+    assert rules["R05D"].severity == severity
+    assert all(r.severity == "BLOCK" for r in rules.values() if r.id in ("R01", "R12"))
+
+
+def test_unknown_punctuation_policy_is_refused(tmp_path):
+    import yaml
+
+    from cpf_deposit.config import ConfigError, default_config_path, load_config
+
+    raw = yaml.safe_load(default_config_path().read_text(encoding="utf-8"))
+    raw["quality"] = {"birth_name_punctuation": "maybe"}
+    path = tmp_path / "institution.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"quality\.birth_name_punctuation"):
+        load_config(path)

@@ -73,6 +73,14 @@ STAGE = {
             "300 déjà acceptés, 58 pris par un autre run, 20 bloqués par le contrôle, "
             "2 illisibles ; 4 à examiner",
         ),
+        (
+            "delta",
+            {**DELTA, "listed": {}, "late": 120},
+            "sélection : 800 à envoyer en 1 lot (sur 1 180 passages extraits), "
+            "300 déjà acceptés, 58 pris par un autre run, 20 bloqués par le contrôle, "
+            "2 illisibles ; 120 obtenu(s) depuis plus de trois mois (délai légal de "
+            "transmission dépassé)",
+        ),
         ("build", BUILD, "construction (lot 0000) : 2 fichiers, 800 passages, 0 refusé"),
         (
             "validate",

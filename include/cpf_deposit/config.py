@@ -71,6 +71,21 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class QualityPolicy:
+    """Choices the institution makes about the identity gate (docs/quality.md).
+
+    ``birth_name_punctuation``: a birth name whose hyphens, spaces, apostrophes or
+    particle differ from its usual INSEE spelling (rule R05D) is ``send`` (sent with a
+    warning: right when the civil status really is spelled so) or ``hold`` (quarantined
+    until the office checks it: the CDC compares punctuation strictly today)."""
+
+    birth_name_punctuation: str = "send"
+
+
+PUNCTUATION_POLICIES = ("send", "hold")
+
+
+@dataclass(frozen=True)
 class Source:
     """One student information system the institution extracts from."""
 
@@ -93,6 +108,7 @@ class Config:
     ledger_conn_id: str
     sources: Mapping[str, Source]
     source_file: Path | None = None
+    quality: QualityPolicy = QualityPolicy()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -121,6 +137,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("(file)", f"a readable YAML file, but {file} does not exist") from None
     except yaml.YAMLError as exc:
         raise ConfigError("(file)", f"valid YAML ({exc})", str(file)) from None
+    except UnicodeDecodeError as exc:
+        expected = f"UTF-8 text (byte {exc.start + 1} is not)"
+        raise ConfigError("(file)", expected, str(file)) from None
+    except OSError as exc:
+        raise ConfigError("(file)", f"a readable file ({exc.strerror})", str(file)) from None
     return parse_config(raw, source=str(file), file=file)
 
 
@@ -130,7 +151,7 @@ def parse_config(raw: Any, source: str | None = None, file: Path | None = None) 
     r.known(
         top,
         "",
-        {"institution", "cdc", "paths", "limits", "xsd_path", "ledger", "sources"},
+        {"institution", "cdc", "paths", "limits", "xsd_path", "ledger", "sources", "quality"},
     )
 
     inst = r.mapping(r.required(top, "institution", ""), "institution")
@@ -194,6 +215,12 @@ def parse_config(raw: Any, source: str | None = None, file: Path | None = None) 
 
     sources = _parse_sources(r, top.get("sources", {}) or {}, file)
 
+    quality_raw = r.mapping(top.get("quality", {}) or {}, "quality")
+    r.known(quality_raw, "quality", {"birth_name_punctuation"})
+    punctuation = quality_raw.get("birth_name_punctuation", QualityPolicy.birth_name_punctuation)
+    if punctuation not in PUNCTUATION_POLICIES:
+        raise ConfigError("quality.birth_name_punctuation", "send or hold", source)
+
     return Config(
         institution_name=name,
         uai=uai,
@@ -205,6 +232,7 @@ def parse_config(raw: Any, source: str | None = None, file: Path | None = None) 
         ledger_conn_id=ledger_conn,
         sources=sources,
         source_file=file,
+        quality=QualityPolicy(birth_name_punctuation=punctuation),
     )
 
 

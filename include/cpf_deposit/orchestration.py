@@ -76,6 +76,7 @@ def plan(
         window = Window.academic_year(academic_year_of_run(when))
     else:
         days = int(params.get("lookback_days") or NIGHTLY_LOOKBACK_DAYS)
+        # the end is exclusive (as every window's): tomorrow, so today's awards are in
         window = Window(when - dt.timedelta(days=days), when + dt.timedelta(days=1))
     if window.clipped is None:
         raise PipelineError(f"window {window.start}..{window.end} ends before 2021-07-01")

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PASSAGES = "passages.parquet"
 CANONICAL = "canonical.parquet"
 VERDICTS = "verdicts.parquet"
+LATE_RULE = "R09E"  # the policy note on late transmission (quality.rules)
 SELECTED = "selected"  # selected/<chunk>.parquet: one future file's worth each
 FLUX_DIR = "flux"
 PASSPORT_START = dt.date(2021, 7, 1)  # the obligation applies to awards from this day
@@ -42,7 +43,11 @@ class PipelineError(DataError, RuntimeError):
 
 @dataclass(frozen=True)
 class Window:
-    """Awards from ``start`` (inclusive) to ``end`` (exclusive); never before 2021-07-01."""
+    """Awards from ``start`` (inclusive) to ``end`` (exclusive); never before 2021-07-01.
+
+    Exclusive ends everywhere (this class, :func:`cpf_deposit.sources.extract.extract`,
+    the SQL binds, the ``--to`` options): consecutive windows share their boundary day
+    and each award falls in exactly one of them."""
 
     start: dt.date
     end: dt.date
@@ -58,7 +63,8 @@ class Window:
 
     @classmethod
     def academic_year(cls, year: int) -> Window:
-        """Academic year ``year``-``year+1``: awards from 1 September to 31 August."""
+        """Academic year ``year``-``year+1``: awards from 1 September to 31 August (the
+        end is 1 September of ``year+1``, exclusive: it opens the next year)."""
         return cls(dt.date(year, 9, 1), dt.date(year + 1, 9, 1))
 
     def as_dict(self) -> dict[str, str]:
@@ -74,9 +80,10 @@ def source_of(config: Config, name: str) -> Source:
 
 
 def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
+    """The run's own folders: 0700, never a symbolic link (:mod:`cpf_deposit.files`)."""
+    from cpf_deposit.files import private_dir
+
+    return private_dir(path, narrow=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -97,7 +104,7 @@ def extract_step(
     clipped = window.clipped
     if clipped is None:
         raise PipelineError(f"window {window.start}..{window.end} ends before 2021-07-01")
-    # The SQL takes an inclusive start and an exclusive end.
+    # extract() and the SQL take the window as it is: inclusive start, exclusive end.
     report = extract(
         source.system,
         source.conn_id,
@@ -128,13 +135,15 @@ def gate_step(
 
     from cpf_deposit.quality.gate import run_gate
     from cpf_deposit.quality.outputs import write_all
+    from cpf_deposit.quality.rules import rules_for
 
     canonical = pd.read_parquet(work / CANONICAL)
-    cmap = _certification_map(source)
-    result = run_gate(canonical, today=today, certification_map=cmap)
+    cmap = certification_map_of(source)
+    rules = rules_for(config.quality)
+    result = run_gate(canonical, today=today, certification_map=cmap, rules=rules)
     out = _private_dir(Path(config.paths.quarantine) / _safe(run_id))
     paths = write_all(result, out)
-    verdicts = result.verdicts[["source_record_key", "verdict", "rule_ids"]]
+    verdicts = result.verdicts[["source_record_key", "verdict", "rule_ids", "notes"]]
     _write_private_parquet(verdicts, work / VERDICTS)
     return {
         **result.counts,
@@ -204,8 +213,18 @@ def delta_step(
             yield p
 
     selection = select_delta(ledger, candidates(), run_id, dry_run=dry_run)
+    # Late transmission is a note on what is about to be sent, not on every row seen.
+    late_keys = _noted_keys(work / VERDICTS, LATE_RULE)
+    late = 0
+
+    def selected():
+        nonlocal late
+        for p in _sorted_by_certification(selection, work):
+            late += p.source_record_key in late_keys
+            yield p
+
     chunks = _write_chunks(
-        _sorted_by_certification(selection, work),
+        selected(),
         work / SELECTED,
         config.limits.max_passages_per_file,
     )
@@ -216,6 +235,7 @@ def delta_step(
         "other_certifications": other_certifications,
         "unreadable": unreadable,
         "selected": sum(chunks.values()),
+        "late": late,
         "chunks": sorted(chunks),
         "skipped": selection.skipped,
         "listed": {k: len(v) for k, v in selection.listed.items()},
@@ -390,8 +410,9 @@ def _safe(run_id: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in run_id)[:100]
 
 
-def _certification_map(source: Source):
-    """The mapping the extraction used: the config's CSV, else the source's table."""
+def certification_map_of(source: Source):
+    """The mapping the extraction uses: the config's CSV, else the source's table (None
+    when the source database has no such table). Also read by ``cpf-deposit check``."""
     from contextlib import closing
 
     from cpf_deposit.sources.certmap import CertificationMap
@@ -404,6 +425,18 @@ def _certification_map(source: Source):
         return load_certification_map(conn, None, source.options.get("certification_map_table"))
 
 
+def _noted_keys(path: Path, rule_id: str) -> set[str]:
+    """Source keys whose gate notes include ``rule_id`` (none for older work folders)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if "notes" not in pq.read_schema(path).names:
+        return set()
+    table = pq.read_table(path, columns=["source_record_key", "notes"])
+    noted = table.filter(pc.match_substring(table["notes"], rule_id))
+    return set(noted["source_record_key"].to_pylist())
+
+
 def _blocked_keys(path: Path) -> set[str]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -414,8 +447,9 @@ def _blocked_keys(path: Path) -> set[str]:
 
 
 def _write_private_parquet(frame, path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    from cpf_deposit.files import private_file
+
+    with private_file(path) as fh:
         frame.to_parquet(fh, index=False)
 
 
@@ -438,9 +472,9 @@ def _write_chunks(passages, folder: Path, size: int) -> dict[str, int]:
 
 
 def _write_private_text(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    from cpf_deposit.files import write_private
+
+    write_private(path, text)
 
 
 def _sorted_by_certification(passages, work: Path):

@@ -25,6 +25,9 @@ SKIP_REASONS = {
     "no_source_provenance": "sans provenance",
     "technical_id_of_another_passage": "idTechnique déjà pris",
     "passage_known_under_another_technical_id": "connus sous un autre idTechnique",
+    "same_holder_under_another_technical_id": (
+        "déjà envoyés pour le même titulaire sous un autre idTechnique"
+    ),
 }
 
 
@@ -113,6 +116,11 @@ def _delta(r: Mapping[str, Any]) -> str:
             parts.append(f"{count_fr(_int(r.get(key)))} {words}")
     listed = sum(_int(v) for v in (r.get("listed") or {}).values())
     line = "sélection : " + ", ".join(parts)
+    if _int(r.get("late")):
+        line += (
+            f" ; {count_fr(_int(r.get('late')))} obtenu(s) depuis plus de trois mois "
+            "(délai légal de transmission dépassé)"
+        )
     if listed:
         line += f" ; {count_fr(listed)} à examiner"
     if r.get("dry_run"):

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from cpf_deposit.sources.canonical import COLUMN_NAMES
+from cpf_deposit.sources.canonical import COLUMN_NAMES, NIR_COLUMN_NAMES
 
 TODAY = dt.date(2026, 3, 1)
 
@@ -38,17 +38,20 @@ BASE = {
 
 
 def canonical(*rows: dict) -> pd.DataFrame:
-    """Canonical frame: each row is BASE with its overrides; keys made unique."""
+    """Canonical frame: each row is BASE with its overrides; keys made unique. The NIR
+    facts (as the extraction writes them) are absent unless a row sets them."""
+    names = [*COLUMN_NAMES, *NIR_COLUMN_NAMES]
     records = []
     for i, overrides in enumerate(rows):
-        r = {c: None for c in COLUMN_NAMES}
+        r = {c: None for c in names}
         r.update(BASE)
         r["source_record_key"] = f"{i + 1}-LDROIT-1"
         r["source_person_id"] = str(i + 1)
         r.update(overrides)
         records.append(r)
-    df = pd.DataFrame.from_records(records, columns=list(COLUMN_NAMES))
-    return df.astype({c: "str" for c in COLUMN_NAMES if c != "academic_year"})
+    df = pd.DataFrame.from_records(records, columns=names)
+    df["nir_birth_year"] = df["nir_birth_year"].astype("Int64")
+    return df.astype({c: "str" for c in names if c not in ("academic_year", "nir_birth_year")})
 
 
 @pytest.fixture

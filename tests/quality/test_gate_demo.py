@@ -52,6 +52,7 @@ def test_overall_recall_and_block_precision(demo):
         ("R07A", 0.95, 0.95),
         ("R08A", 0.90, 0.10),
         ("R08E", 0.85, 0.95),
+        ("R13A", 0.95, 0.45),  # the NIR cross-check (100 % / 57 % at 20 000 graduates)
     ],
 )
 def test_rule_thresholds(demo, rule_id, min_precision, min_recall):
@@ -110,6 +111,7 @@ def test_outputs_private_and_offline(demo):
         "source_person_id",
         "verdict",
         "rule_ids",
+        "notes",
     ]
     csv = pd.read_csv(paths["verdicts_csv"], dtype="str")
     assert len(csv) == len(verdicts)

@@ -6,8 +6,25 @@ import pytest
 
 from cpf_deposit.quality.gate import run_gate
 from cpf_deposit.quality.prepare import prepare
-from cpf_deposit.quality.rules import BLOCK, RULE_BY_ID, RULES, WARN, evaluate_all
+from cpf_deposit.quality.rules import BLOCK, NOTE, RULE_BY_ID, RULES, WARN, evaluate_all
 from tests.quality.conftest import TODAY, canonical
+
+# The NIR facts of BASE's person, as the extraction derives them (tests/quality/test_nir.py).
+NIR = {
+    "nir_status": "valid",
+    "nir_sex": "M",
+    "nir_birth_year": 2001,
+    "nir_birth_month": "05",
+    "nir_birth_department": "44",
+    "nir_birth_commune": "44109",
+}
+ABROAD = {
+    "born_in_france": "N",
+    "birth_country_code": "350",
+    "birth_commune_insee": None,
+    "birth_department_code": None,
+    "birth_city_label": "RABAT",
+}
 
 CASES = [
     # (case, overrides, rule that must fire)
@@ -66,10 +83,19 @@ CASES = [
     ("unknown type", {"certification_type": "CQP", "certification_code": "CQP12"}, "R10B"),
     ("unmapped", {"certification_type": None, "certification_code": None}, "R10C"),
     ("too long", {"birth_name": "A" * 61}, "R12"),
-    ("tab", {"first_name_2": "LOUIS\tMARIE"}, "R12"),
+    ("tab", {"first_name_2": "LOUIS\tMARIE"}, "R05B"),
+    ("control character", {"first_name_2": "LOUIS\x01MARIE"}, "R12"),
     ("sex missing", {"sex": None}, "R12"),
     ("sex X", {"sex": "X"}, "R12"),
     ("birth date missing", {"birth_date": None}, "R12"),
+    ("NIR of the other sex", {**NIR, "nir_sex": "F"}, "R13A"),
+    ("NIR of another birth month", {**NIR, "nir_birth_month": "11"}, "R13D"),
+    ("NIR key wrong", {"nir_status": "invalid_key"}, "R13B"),
+    (
+        "NIR country code changed",
+        {**NIR, **ABROAD, "nir_birth_department": "99", "nir_birth_commune": "99352"},
+        "R13C",
+    ),
 ]
 
 CLEAN = [
@@ -96,6 +122,12 @@ CLEAN = [
     ("Corsica", {"birth_department_code": "02A", "birth_commune_insee": "2A004"}),
     ("old Corsica code", {"birth_department_code": "020", "birth_commune_insee": "2A004"}),
     ("Paris city code", {"birth_department_code": "075", "birth_commune_insee": "75056"}),
+    ("NIR agrees", NIR),
+    (
+        "NIR abroad agrees",
+        {**NIR, **ABROAD, "nir_birth_department": "99", "nir_birth_commune": "99350"},
+    ),
+    ("NIR temporary", {"nir_status": "temporary"}),
 ]
 
 
@@ -143,12 +175,53 @@ def test_duplicates():
     df.loc[1, "source_person_id"] = "1"  # the same person and certification twice
     result = fired(df)
     assert "R11A" in result[1] and "R11A" not in result[0]
+    assert "R11A" in result[2]  # same civil identity under id 9: one holder for the CDC
     assert "R11B" in result[2] and "R11B" in result[0]  # same identity, ids 1 and 9
-    assert "R11B" not in result[3]
+    assert "R11A" not in result[3] and "R11B" not in result[3]
+
+
+@pytest.mark.parametrize(
+    ("rows", "twins"),
+    [
+        # two source ids, one civil identity, one certification: the later award waits
+        (
+            [{"award_date": "2026-01-20"}, {"award_date": "2025-12-01"}],
+            [("1-LDROIT-1", "2-LDROIT-1")],
+        ),
+        # the same identity with another certification is another passage
+        ([{}, {"certification_code": "RNCP40000"}], []),
+        # spelled alike for the CDC (case, accents): the same holder
+        ([{"birth_name": "Lefèvre"}, {"birth_name": "LEFEVRE"}], [("2-LDROIT-1", "1-LDROIT-1")]),
+        # another birth date: another person
+        ([{}, {"birth_date": "2001-05-18"}], []),
+        # linked through the source id, then through the identity: one person
+        (
+            [
+                {"source_person_id": "7"},
+                {"source_person_id": "7", "birth_name": "DUPOND"},
+                {"source_person_id": "8", "birth_name": "DUPOND"},
+            ],
+            [("2-LDROIT-1", "1-LDROIT-1"), ("3-LDROIT-1", "1-LDROIT-1")],
+        ),
+    ],
+    ids=["two-ids", "other-certification", "accents", "other-birth-date", "transitive"],
+)
+def test_duplicate_awards_name_the_kept_passage(rows, twins):
+    from cpf_deposit.quality.rules import RULE_BY_ID
+
+    frame = prepare(canonical(*rows), today=TODAY)
+    rule = RULE_BY_ID["R11A"]
+    fired_rows = frame[rule.evaluate(frame)]
+    found = sorted(zip(fired_rows["source_record_key"], fired_rows["q_twin_key"], strict=True))
+    assert found == sorted(twins)
+    for fix, (_, kept) in zip(rule.fixes(fired_rows), sorted(found), strict=True):
+        assert kept in fix
 
 
 def test_every_rule_is_exercised():
-    assert {r for _, _, r in CASES} | {"R01B", "R04B", "R03B", "R11A", "R11B"} >= set(RULE_BY_ID)
+    # R10D needs a certification map with a bad line: tests/sources/test_certmap_lines.py
+    others = {"R01B", "R04B", "R03B", "R11A", "R11B", "R10D"}
+    assert {r for _, _, r in CASES} | others >= set(RULE_BY_ID)
 
 
 @pytest.mark.parametrize(
@@ -198,5 +271,17 @@ def test_rules_read_only_their_columns():
 
 def test_messages_are_french_and_severities_known():
     for rule in RULES:
-        assert rule.severity in (BLOCK, WARN)
+        assert rule.severity in (BLOCK, WARN, NOTE)
         assert (rule.message.endswith(".") and " : " in rule.message) or "." in rule.message
+
+
+def test_late_transmission_is_a_note_not_a_verdict(tmp_path):
+    from cpf_deposit.quality.gate import run_gate
+    from cpf_deposit.quality.outputs import quarantine_table
+
+    late = {"award_date": "2025-09-01"}  # more than three months before TODAY
+    result = run_gate(canonical(late, {"birth_name": "DURAND", **late}), today=TODAY, use_gx=False)
+    assert result.verdicts["verdict"].tolist() == ["OK", "OK"]
+    assert result.verdicts["notes"].tolist() == ["R09E", "R09E"]
+    assert result.verdicts["rule_ids"].tolist() == ["", ""]
+    assert quarantine_table(result).empty  # nothing for the office to act on

@@ -31,7 +31,7 @@ PERSON = {
     "lib_vil_nai_etu": "LE MANS",
     "cod_pay_nat": "100",
     "cod_nni_etu": "1010372181123",
-    "cod_cle_nni_etu": "45",
+    "cod_cle_nni_etu": "18",
     "dat_cre_ind": "2019-07-01 09:00:00",
     "dat_mod_ind": "2023-07-05 09:00:00",
 }

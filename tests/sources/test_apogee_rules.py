@@ -159,7 +159,7 @@ def test_the_mapping_follows_the_academic_year(tmp_path, apogee_conn):
 def test_the_csv_mapping_replaces_the_table(tmp_path, apogee_conn):
     csv_map = tmp_path / "map.csv"
     csv_map.write_text(
-        "cod_dip,cod_vrs_vdi,daa_deb,daa_fin,certif_type,certif_code\nLINFO,1,,,RNCP,11111\n",
+        "cod_dip,cod_vrs_vdi,daa_deb,daa_fin,certif_type,certif_code\nLINFO,1,,,RNCP,RNCP11111\n",
         encoding="utf-8",
     )
     conn = apogee_conn([person()], [result()], [jury()])
@@ -189,15 +189,19 @@ def test_a_free_text_birth_city_is_resolved_through_the_commune_table(tmp_path, 
     assert passages[0].birth_insee_code == "42218" and issues == []
 
 
-def test_the_nir_never_leaves_the_database(tmp_path, apogee_conn):
+def test_the_nir_never_leaves_the_extraction(tmp_path, apogee_conn):
     conn = apogee_conn([person()], [result()], [jury()])
     report, _, _ = run(tmp_path, conn)
     table = pq.read_table(report.out)
     assert not any("nni" in c or "nir" in c for c in table.column_names)
-    for path in (report.out, report.issues_path):
+    canonical = pq.read_table(report.canonical_path)
+    assert "nir_number" not in canonical.column_names and "nir_key" not in canonical.column_names
+    assert canonical.column("nir_status").to_pylist() == ["valid"]  # read, then dropped
+    for path in (report.out, report.canonical_path, report.issues_path):
         data = path.read_bytes()
         assert b"1010372181123" not in data
-    assert "cod_nni_etu" not in load_sql("apogee").lower().split("never selected")[1]
+    assert "1010372181123" not in str(canonical.to_pylist())
+    assert "i.cod_nni_etu AS nir_number" in load_sql("apogee")
 
 
 def test_outputs_are_private_files(tmp_path, apogee_conn):

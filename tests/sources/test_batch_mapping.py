@@ -30,13 +30,13 @@ from cpf_deposit.sources.mapping import RowMapper
 MAP = CertificationMap(
     [
         {"diploma_code": "LINFO", "diploma_version": "1", "certification_type": "RNCP",
-         "certification_code": "24514"},
+         "certification_code": "RNCP24514"},
         {"diploma_code": "LDROIT", "diploma_version": "1", "first_year": "2016",
-         "last_year": "2023", "certification_type": "RNCP", "certification_code": "24438"},
+         "last_year": "2023", "certification_type": "RNCP", "certification_code": "RNCP24438"},
         {"diploma_code": "LDROIT", "diploma_version": "1", "first_year": "2024",
-         "certification_type": "RNCP", "certification_code": "39869"},
+         "certification_type": "RNCP", "certification_code": "RNCP39869"},
         {"diploma_code": "CLES", "diploma_version": "", "certification_type": "RS",
-         "certification_code": "5875"},
+         "certification_code": "RS5875"},
     ]
 )  # fmt: skip
 TYPES = {c.name: c.type for c in CANONICAL_COLUMNS}

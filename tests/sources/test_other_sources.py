@@ -11,7 +11,7 @@ import sqlglot
 
 from cpf_deposit.commands import extract as extract_command
 from cpf_deposit.passage_io import read_passages
-from cpf_deposit.sources.canonical import COLUMN_NAMES
+from cpf_deposit.sources.canonical import COLUMN_NAMES, NIR_SOURCE_COLUMNS
 from cpf_deposit.sources.extract import extract
 from cpf_deposit.sources.sql import SOURCE_DIALECT, load_sql
 from tests.sources.source_helpers import PERSON, jury, result
@@ -20,7 +20,9 @@ from tests.sources.source_helpers import PERSON, jury, result
 @pytest.mark.parametrize("system", sorted(SOURCE_DIALECT))
 def test_every_query_returns_the_canonical_columns_in_order(system):
     tree = sqlglot.parse_one(load_sql(system), read=SOURCE_DIALECT[system])
-    assert [e.alias_or_name for e in tree.selects] == list(COLUMN_NAMES)
+    # then the NIR, for the extraction to consume (Apogée only: the others hold none)
+    nir = list(NIR_SOURCE_COLUMNS) if system == "apogee" else []
+    assert [e.alias_or_name for e in tree.selects] == [*COLUMN_NAMES, *nir]
 
 
 def test_the_geode_view_template_matches_the_contract():
@@ -84,7 +86,7 @@ def test_extract_command_exit_codes(tmp_path, apogee_conn, capsys):
     csv_map = tmp_path / "map.csv"
     csv_map.write_text(
         "diploma_code,diploma_version,certification_type,certification_code\n"
-        "LINFO,1,RNCP,24514\nDUPHOT,1,RS,1234\n",
+        "LINFO,1,RNCP,RNCP24514\nDUPHOT,1,RS,RS1234\n",
         encoding="utf-8",
     )
     args = parser().parse_args([*base, "--out", str(tmp_path / "b.parquet"), "--map", str(csv_map)])
@@ -92,11 +94,28 @@ def test_extract_command_exit_codes(tmp_path, apogee_conn, capsys):
 
     from cpf_deposit.cli import UsageError
 
+    # A bad line refuses its diploma version only (exit 1, reported), never the mapping.
     bad = tmp_path / "bad.csv"
-    bad.write_text("diploma_code,certification_type,certification_code\nX,RCNP,1\n")
+    bad.write_text(
+        "diploma_code,diploma_version,certification_type,certification_code\n"
+        "LINFO,1,RNCP,RNCP24514\nDUPHOT,1,RS,1234\n"
+    )
     args = parser().parse_args([*base, "--out", str(tmp_path / "c.parquet"), "--map", str(bad)])
-    with pytest.raises(UsageError, match="line 2"):
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert "certification_map_line_invalid: 1" in out and "1 passage(s)" in out
+    # A file that is no mapping at all is a configuration error (exit 2).
+    header = tmp_path / "header.csv"
+    header.write_text("diploma_code,certification_type\nX,RNCP\n")
+    args = parser().parse_args([*base, "--out", str(tmp_path / "d.parquet"), "--map", str(header)])
+    with pytest.raises(UsageError, match="certification_code"):
         args.func(args)
+    # The end is exclusive: --from equal to --to is an empty window.
+    empty = parser().parse_args(
+        [*base[:-4], "--from", "2024-09-01", "--to", "2024-09-01", "--out", "e.parquet"]
+    )
+    with pytest.raises(UsageError, match="exclusive"):
+        empty.func(empty)
     with pytest.raises(SystemExit) as exc:
         parser().parse_args([*base[:-2], "--to", "31/12/2026", "--out", "x.parquet"])
     assert exc.value.code == 2

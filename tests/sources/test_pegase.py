@@ -102,7 +102,7 @@ def pegase(tmp_path, monkeypatch):
                 )
         cmap = tmp_path / "map.csv"
         cmap.write_text(
-            "diploma_code,certification_type,certification_code\nLIC-INFO,RNCP,24514\n",
+            "diploma_code,certification_type,certification_code\nLIC-INFO,RNCP,RNCP24514\n",
             encoding="utf-8",
         )
         monkeypatch.setenv("AIRFLOW_CONN_PEGASE_DRE", f"postgresql://postgres@127.0.0.1/{name}")

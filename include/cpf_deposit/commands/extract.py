@@ -3,7 +3,8 @@
 Runs the source query through an Airflow connection id (``AIRFLOW_CONN_<ID>`` works
 outside Airflow), with the certification mapping of the config. Exit 0: every award
 of the window was written (warnings may remain, see the issues file); 1: some awards
-could not be written (no certification, no award date); 2: usage or configuration.
+could not be written (no certification, a certification refused by a bad line of the
+mapping, no award date); 2: usage or configuration. The window is ``[--from, --to)``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "extract",
         help="extract the graduates of a source system to a passages Parquet file",
-        description="Extract the certification awards of a window from Apogée, GEODE or "
-        "Pégase through an Airflow connection, map them to passages and write them to "
-        "Parquet; problems go to FILE.issues.csv (record keys, no personal data).",
+        description="Extract the certification awards of a window [--from, --to) from "
+        "Apogée, GEODE or Pégase through an Airflow connection, map them to passages and "
+        "write them to Parquet; problems go to FILE.issues.csv (record keys, no personal "
+        "data). A malformed line of the certification mapping refuses only the awards of "
+        "its diploma version (reported), never the whole mapping.",
     )
     p.add_argument("--source", required=True, choices=SOURCE_SYSTEMS, help="source system")
     p.add_argument(
@@ -36,8 +39,23 @@ def register(subparsers) -> None:
         metavar="CONN_ID",
         help="Airflow connection id (default: the conn_id of that source in the config)",
     )
-    p.add_argument("--from", dest="date_from", required=True, type=_date, metavar="DATE")
-    p.add_argument("--to", dest="date_to", required=True, type=_date, metavar="DATE")
+    p.add_argument(
+        "--from",
+        dest="date_from",
+        required=True,
+        type=_date,
+        metavar="DATE",
+        help="first award date of the window (inclusive)",
+    )
+    p.add_argument(
+        "--to",
+        dest="date_to",
+        required=True,
+        type=_date,
+        metavar="DATE",
+        help="end of the window, exclusive: awards of that day belong to the next window "
+        "(--from 2023-09-01 --to 2024-09-01 is academic year 2023-2024)",
+    )
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="passages file")
     p.add_argument(
         "--map",
@@ -68,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no --conn given and no {args.source} source in the config")
     if not args.out.endswith(".parquet"):
         raise UsageError("--out must name a .parquet file")
-    if args.date_from > args.date_to:
-        raise UsageError("--from is after --to")
+    if args.date_from >= args.date_to:
+        raise UsageError("--from must be before --to (the end is exclusive)")
     cmap = Path(args.map) if args.map else (source.certification_map if source else None)
     with ledger_session(config) as ledger:  # the passages get the ledger's idTechnique
         id_key = ledger.id_key

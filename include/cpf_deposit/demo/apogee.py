@@ -57,7 +57,7 @@ CREATE TABLE commune (
   tem_en_sve_com VARCHAR2(1));
 CREATE TABLE cdc_vdi_certif_map (
   cod_dip VARCHAR2(7) NOT NULL, cod_vrs_vdi INTEGER NOT NULL, daa_deb VARCHAR2(4) NOT NULL,
-  daa_fin VARCHAR2(4), certif_type VARCHAR2(4) NOT NULL, certif_code VARCHAR2(10) NOT NULL,
+  daa_fin VARCHAR2(4), certif_type VARCHAR2(4) NOT NULL, certif_code VARCHAR2(14) NOT NULL,
   PRIMARY KEY (cod_dip, cod_vrs_vdi, daa_deb))
 """
 
@@ -157,7 +157,8 @@ def reference_rows() -> dict[str, list[tuple]]:
     vdis = (*CATALOGUE, INTERMEDIATE)
     diplomas = {v.cod_dip: (v.cod_dip, v.label, v.label[:25], v.nature) for v in vdis}
     mapping = [
-        (v.cod_dip, v.version, str(a), None if b is None else str(b), t, c)
+        # codes carry their prefix (RNCP24438): the mapping refuses a bare number
+        (v.cod_dip, v.version, str(a), None if b is None else str(b), t, f"{t}{c}")
         for v in vdis
         for a, b, t, c in v.certifications
     ]
@@ -192,7 +193,7 @@ def reference_rows() -> dict[str, list[tuple]]:
 def mapping_csv_rows() -> list[tuple]:
     """The same mapping as a CSV file would carry it (canonical header)."""
     return [
-        (dip, vrs, first, last or "", t, f"{t}{c}")
+        (dip, vrs, first, last or "", t, c)
         for dip, vrs, first, last, t, c in reference_rows()["cdc_vdi_certif_map"]
     ]
 

@@ -30,6 +30,7 @@ from cpf_deposit.demo.apogee import mapping_csv_rows as _mapping_csv_rows
 from cpf_deposit.demo.errors import Injector
 from cpf_deposit.demo.names import draw_first_names
 from cpf_deposit.demo.population import Population, draw_population
+from cpf_deposit.sources.nir import key_of
 from cpf_deposit.sources.reference import communes
 
 FILE_MODE = 0o600
@@ -131,10 +132,13 @@ def _city_label(rng_u: float, name: str) -> str:
 
 
 def _nir(sex: str, date: str, code: str, order: int) -> tuple[str, str]:
-    dept, com = (code[:2], code[2:])
-    body = f"{1 if sex == 'M' else 2}{date[2:4]}{date[5:7]}{dept}{com}{order:03d}"
-    numeric = int(body.replace("2A", "19").replace("2B", "18"))
-    return body, f"{97 - numeric % 97:02d}"
+    """(13-character NIR, 2-digit key) of the true civil status: sex, year and month of
+    birth, the INSEE birthplace code (commune, 97x/98x overseas, 99 + country abroad;
+    Corsica as 20 before 1976, as INSEE numbered it) and an order number."""
+    if code[:2] in ("2A", "2B") and date[:4] < "1976":
+        code = "20" + code[2:]
+    body = f"{1 if sex == 'M' else 2}{date[2:4]}{date[5:7]}{code}{order:03d}"
+    return body, f"{key_of(body):02d}"
 
 
 def individu_columns(rng: np.random.Generator, pop: Population) -> dict[str, np.ndarray]:

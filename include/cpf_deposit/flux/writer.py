@@ -121,13 +121,16 @@ def flux_file_name(uai: str, bcr: str, local_moment: dt.datetime) -> str:
 # --------------------------------------------------------------------------------------
 
 
+_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+)
+
+
 def _esc(s: str) -> str:
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
+    """Element text: markup escaped; TAB, LF and CR as character references, so a
+    parser reads the value back exactly and a passage stays on one line."""
+    if "&" in s or "<" in s or ">" in s or "\t" in s or "\n" in s or "\r" in s:
+        return s.translate(_ESCAPES)
     return s
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from cpf_deposit.progress import Progress
 from cpf_deposit.quality.prepare import prepare
-from cpf_deposit.quality.rules import BLOCK, OK, RULE_BY_ID, RULES, WARN, Rule
+from cpf_deposit.quality.rules import BLOCK, NOTE, OK, RULE_BY_ID, RULES, WARN, Rule
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ RULE_SEPARATOR = ";"
 class GateResult:
     """Verdicts (one row per passage), findings (one row per passage and rule)."""
 
-    verdicts: pd.DataFrame  # row, source_record_key, source_person_id, verdict, rule_ids
+    # row, source_record_key, source_person_id, verdict, rule_ids (BLOCK and WARN rules:
+    # what decided the verdict), notes (NOTE rules: policy notes, no bearing on it)
+    verdicts: pd.DataFrame
     findings: pd.DataFrame  # row, source_record_key, rule_id, severity, message, fix
     prepared: pd.DataFrame = field(repr=False)
     fired: dict[str, int] = field(default_factory=dict)  # rule id -> rows
@@ -183,6 +185,14 @@ def _run_direct(frame: pd.DataFrame, rules: tuple[Rule, ...]) -> dict[str, np.nd
     return {r.id: np.flatnonzero(r.evaluate(frame).to_numpy()) for r in rules}
 
 
+def _joined(findings: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Rule ids of each row, joined (empty string where none fired)."""
+    joined = findings.groupby("index", sort=False)["rule_id"].agg(RULE_SEPARATOR.join)
+    out = pd.Series("", index=index, dtype="str")
+    out.loc[joined.index] = joined.to_numpy()
+    return out
+
+
 def run_gate(
     df: pd.DataFrame,
     *,
@@ -240,9 +250,9 @@ def run_gate(
     blocked[idx[sev == BLOCK]] = True
     warned[idx[sev == WARN]] = True
     verdict = np.where(blocked, BLOCK, np.where(warned, WARN, OK))
-    joined = findings.groupby("index", sort=False)["rule_id"].agg(RULE_SEPARATOR.join)
-    rule_ids = pd.Series("", index=frame.index, dtype="str")
-    rule_ids.loc[joined.index] = joined.to_numpy()
+    noted = sev == NOTE
+    rule_ids = _joined(findings[~noted], frame.index)
+    notes = _joined(findings[noted], frame.index)
     verdicts = pd.DataFrame(
         {
             "row": frame["q_row"].to_numpy(),
@@ -250,6 +260,7 @@ def run_gate(
             "source_person_id": frame["source_person_id"],
             "verdict": pd.array(verdict, dtype="str"),
             "rule_ids": rule_ids,
+            "notes": notes,
         }
     )
     findings = findings.drop(columns="index")

@@ -1,23 +1,22 @@
 """What a gate run leaves behind: verdicts, the quarantine workbook, an offline report.
 
 Files holding personal data (verdicts carry source keys, the workbook carries names
-and suggested fixes) are created with mode 0600. The HTML report holds counts per
+and suggested fixes) are written through :mod:`cpf_deposit.files`: mode 0600, atomic,
+never through a symlink. The HTML report holds counts per
 rule only and renders offline: no script, no stylesheet, no font from a CDN.
 """
 
 from __future__ import annotations
 
 import html
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
+from cpf_deposit.files import private_file
 from cpf_deposit.quality.gate import RULE_SEPARATOR, GateResult
-from cpf_deposit.quality.rules import BLOCK, RULES, WARN
+from cpf_deposit.quality.rules import BLOCK, NOTE, RULES, WARN
 
-FILE_MODE = 0o600
 VERDICTS = "verdicts"
 QUARANTINE = "quarantaine"
 REPORT_DIR = "data-docs"
@@ -43,16 +42,6 @@ WORKBOOK_COLUMNS = {
 VERDICT_FR = {BLOCK: "bloqué (non transmis)", WARN: "transmis avec avertissement"}
 
 
-@contextmanager
-def private_file(path: Path, mode: str = "wb", **kwargs):
-    """Open ``path`` for writing, created (or truncated) with mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    os.chmod(path, FILE_MODE)  # an existing file keeps its mode otherwise
-    with os.fdopen(fd, mode, **kwargs) as fh:
-        yield fh
-
-
 def write_verdicts(result: GateResult, out_dir: str | Path) -> tuple[Path, Path]:
     """One row per passage: row, source record key, person id, verdict, rule ids."""
     out = Path(out_dir)
@@ -68,6 +57,7 @@ def write_verdicts(result: GateResult, out_dir: str | Path) -> tuple[Path, Path]
 def quarantine_table(result: GateResult) -> pd.DataFrame:
     """Rows with at least one finding, blocked first, with messages and fixes in French."""
     f = result.findings
+    f = f[f["severity"] != NOTE]  # policy notes are not work for the office
     if f.empty:
         return pd.DataFrame(columns=list(WORKBOOK_COLUMNS))
     lines = f["rule_id"] + " : " + f["message"]
@@ -105,47 +95,71 @@ def quarantine_table(result: GateResult) -> pd.DataFrame:
 
 
 def write_quarantine(result: GateResult, out_dir: str | Path) -> tuple[Path, Path]:
-    """The workbook for the scolarité office, as CSV (UTF-8 with BOM, ``;``) and XLSX."""
+    """The workbook for the scolarité office, as CSV (UTF-8 with BOM, ``;``) and XLSX.
+
+    Whatever a source value holds, both files are written: cells are formula-safe and
+    characters a spreadsheet cannot store are shown as ``⟨U+XXXX⟩``
+    (:mod:`cpf_deposit.spreadsheet`). The XLSX is written in openpyxl's streaming
+    mode: blocked rows first, then warnings, then the rule catalogue."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font
+
+    from cpf_deposit.spreadsheet import csv_column, needs_care, xlsx_text
 
     out = Path(out_dir)
     table = quarantine_table(result)
     csv, xlsx = out / f"{QUARANTINE}.csv", out / f"{QUARANTINE}.xlsx"
+    safe = table.apply(csv_column) if len(table) else table
     with private_file(csv, "w", newline="", encoding="utf-8-sig") as fh:
-        table.to_csv(fh, index=False, sep=";")
+        safe.to_csv(fh, index=False, sep=";")
 
-    wb = Workbook()
-    sheets = (
-        ("Bloqués", table[table["verdict"] == VERDICT_FR[BLOCK]]),
-        ("Avertissements", table[table["verdict"] == VERDICT_FR[WARN]]),
-    )
-    first = True
-    for title, part in sheets:
-        ws = wb.active if first else wb.create_sheet()
-        first = False
-        ws.title = title
-        ws.append(list(table.columns))
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for values in part.itertuples(index=False):
-            ws.append([None if (isinstance(v, float) and pd.isna(v)) else v for v in values])
+    wb = Workbook(write_only=True)
+    bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+    wrapped = {"messages", "corrections suggérées"}
+    widths = {"messages": 80, "corrections suggérées": 60}
+
+    def cell(ws, value, column: str):
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return None
+        care = needs_care(value)
+        if not care and column not in wrapped:
+            return value
+        c = WriteOnlyCell(ws, value=xlsx_text(value) if care else value)
+        c.data_type = "s"  # text, never a formula, whatever it starts with
+        if column in wrapped:
+            c.alignment = wrap
+        return c
+
+    columns = list(table.columns)
+    for title, verdict in (("Bloqués", VERDICT_FR[BLOCK]), ("Avertissements", VERDICT_FR[WARN])):
+        ws = wb.create_sheet(title)
+        for i, name in enumerate(columns, start=1):
+            ws.column_dimensions[_letter(i)].width = widths.get(name, 18)
         ws.freeze_panes = "A2"
-        widths = {"messages": 80, "corrections suggérées": 60}
-        for i, name in enumerate(table.columns, start=1):
-            letter = ws.cell(row=1, column=i).column_letter
-            ws.column_dimensions[letter].width = widths.get(name, 18)
-        wrap = Alignment(wrap_text=True, vertical="top")
-        for row in ws.iter_rows(min_row=2):
-            for cell in row:
-                cell.alignment = wrap
+        header = []
+        for name in columns:
+            h = WriteOnlyCell(ws, value=name)
+            h.font = bold
+            header.append(h)
+        ws.append(header)
+        part = table[table["verdict"] == verdict]
+        for values in part.itertuples(index=False):
+            ws.append([cell(ws, v, name) for v, name in zip(values, columns, strict=True)])
     rules = wb.create_sheet("Règles")
     rules.append(["règle", "gravité", "message"])
     for r in RULES:
-        rules.append([r.id, r.severity, r.message])
+        if r.severity != NOTE:
+            rules.append([r.id, r.severity, r.message])
     with private_file(xlsx) as fh:
         wb.save(fh)
     return csv, xlsx
+
+
+def _letter(i: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(i)
 
 
 _CSS = """

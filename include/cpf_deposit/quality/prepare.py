@@ -10,6 +10,7 @@ columns it reads.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -23,7 +24,7 @@ from cpf_deposit.quality.reference import (
     first_names,
     surnames,
 )
-from cpf_deposit.sources.canonical import COLUMN_NAMES
+from cpf_deposit.sources.canonical import COLUMN_NAMES, NIR_COLUMN_NAMES
 
 TEXT_COLUMNS = tuple(
     c
@@ -91,8 +92,9 @@ def _text(df: pd.DataFrame, name: str) -> pd.Series:
 
 def resolve_certifications(df: pd.DataFrame, certification_map=None) -> tuple[pd.Series, pd.Series]:
     """(type, code) as the mapping step would send them: the source's own RNCP/RS code
-    when it has one (a bare number gets the type as prefix), else the certification
-    map's entry for (diploma, version, academic year); missing when neither."""
+    when it has one (a bare number gets the type as prefix, the column's contract), else
+    the certification map's entry for (diploma, version, academic year); missing when
+    neither."""
     ctype = _text(df, "certification_type").str.strip().str.upper()
     code = _text(df, "certification_code").str.strip()
     both = ctype.notna() & code.notna()
@@ -138,6 +140,75 @@ def resolve_certifications(df: pd.DataFrame, certification_map=None) -> tuple[pd
     return ctype, code
 
 
+def certification_refusals(df: pd.DataFrame, certification_map, unresolved: pd.Series) -> pd.Series:
+    """Per row without a certification (``unresolved``): the French reason, naming the
+    line, why a bad line of the certification map refuses its diploma version and year
+    (rule R10D); missing elsewhere."""
+    out = pd.Series(pd.array([None] * len(df), dtype="str"), index=df.index)
+    if certification_map is None or not getattr(certification_map, "bad_lines", None):
+        return out
+    need = df.loc[unresolved.fillna(False).astype(bool)]
+    if need.empty:
+        return out
+
+    def cells(name: str) -> list:
+        return [None if pd.isna(x) else x for x in _text(need, name).tolist()]
+
+    years = (
+        pd.to_numeric(need["academic_year"], errors="coerce").tolist()
+        if "academic_year" in need
+        else [None] * len(need)
+    )
+    keys = list(
+        zip(
+            cells("diploma_code"),
+            cells("diploma_version"),
+            [None if pd.isna(y) else int(y) for y in years],
+            strict=True,
+        )
+    )
+    reasons: dict[tuple, str | None] = {}
+    for key in dict.fromkeys(keys):
+        bad = certification_map.refusal(*key)
+        reasons[key] = None if bad is None else bad.reason
+    out.loc[need.index] = [reasons[k] for k in keys]
+    return out
+
+
+def _insee_department(code: str) -> str | None:
+    """INSEE département of a source département code: 057 -> 57, 02A -> 2A, 974 -> 974;
+    020 (Corsica before 1976) stays 20."""
+    from cpf_deposit.sources.birthplace import insee_departments
+
+    deps = insee_departments(code) if code.strip() else ()
+    return "20" if deps == ("2A", "2B") else (deps[0] if deps else None)
+
+
+def _commune_department(code: str) -> str | None:
+    from cpf_deposit.sources.reference import department_of
+
+    return department_of(code) if re.fullmatch(r"(?:[0-9]{2}|2[AB])[0-9]{3}", code) else None
+
+
+def declared_birthplace(out: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(INSEE département, INSEE place code) of the declared birthplace, as the NIR
+    writes them: ``44``/``2A``/``974`` and the commune code for a French birth
+    (département from the source code, else from the commune code), ``99`` and ``99``
+    + the country code for a birth abroad; missing when the source does not say."""
+    born = out["born_in_france"].str.strip().str.upper()
+    france = (born == "Y").fillna(False).astype(bool)
+    abroad = (born == "N").fillna(False).astype(bool)
+    commune = out["birth_commune_insee"].str.strip().str.upper()
+    commune = commune.where(commune != "")
+    dep = map_unique(out["birth_department_code"], _insee_department)
+    dep = dep.where(dep.notna(), map_unique(commune, _commune_department))
+    country = out["birth_country_code"].str.strip()
+    shaped = (country.str.fullmatch(r"[0-9]{3}") & (country != "100")).fillna(False)
+    dep = dep.where(france).mask(abroad, "99")
+    place = commune.where(france).mask(abroad, ("99" + country).where(shaped.astype(bool)))
+    return dep.astype("str"), place.astype("str")
+
+
 def prepare(
     df: pd.DataFrame,
     *,
@@ -156,6 +227,13 @@ def prepare(
             out[name] = src.get(name, None)
         else:
             out[name] = _text(src, name)
+    for name in NIR_COLUMN_NAMES:  # the NIR's facts (the extraction dropped the NIR)
+        if name != "nir_birth_year":
+            out[name] = _text(src, name)
+        elif name in src:
+            out[name] = pd.to_numeric(src[name], errors="coerce").astype("Int64")
+        else:
+            out[name] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     out["q_row"] = np.arange(1, len(df) + 1)
 
     cols: dict[str, object] = {}
@@ -176,6 +254,10 @@ def prepare(
     cols["q_birth"] = birth
     cols["q_award"] = award
     cols["q_birth_year"] = birth.dt.year.astype("Int64")
+    # the month as it is sent: none when the source flags the birth date as estimated
+    estimated = (out["birth_date_is_estimated"].str.strip().str.upper() == "Y").fillna(False)
+    cols["q_birth_month"] = birth.dt.month.astype("Int64").mask(estimated.astype(bool))
+    cols["q_birth_dep"], cols["q_birth_place"] = declared_birthplace(out)
     age_days = (award - birth).dt.days
     cols["q_age"] = (age_days / 365.25).astype("Float64")
     cols["q_today"] = pd.Series(np.datetime64(today, "s"), index=out.index)
@@ -183,7 +265,52 @@ def prepare(
     ctype, code = resolve_certifications(out, certification_map)
     cols["q_cert_type"] = ctype
     cols["q_cert_code"] = code
+    cols["q_cert_map_line"] = certification_refusals(out, certification_map, code.isna())
+    cols["q_twin_key"] = twin_keys(out, cols)
     return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
+
+
+def twin_keys(out: pd.DataFrame, cols: Mapping[str, pd.Series]) -> pd.Series:
+    """For a second award of the same certification to the same person, the source key
+    of the passage that is kept (the earliest award, then the smallest key); NA else.
+
+    The same person is the same source person id *or* the same civil identity as the
+    CDC keys it (birth name, first name, sex, birth date): one student entered twice
+    in the source under two ids is one holder for the CDC, who would store the award
+    twice. Both links are followed transitively (a small union-find)."""
+    n = len(out)
+    code = cols["q_cert_code"]
+    cert = pd.factorize(code)[0]
+    has = lambda s: (s.notna() & (s.astype("str").str.strip() != "")).to_numpy()  # noqa: E731
+    pid = out["source_person_id"]
+    complete = has(cols["q_bn"]) & has(cols["q_fn1"]) & has(cols["q_sex"])
+    complete &= cols["q_birth"].notna().to_numpy()
+    links = []
+    pid_code = pd.factorize(pid)[0]
+    links.append(np.where(has(pid), pid_code, -1))
+    identity = pd.DataFrame(
+        {k: cols[k] for k in ("q_bn", "q_fn1", "q_sex", "q_birth")}, index=out.index
+    )
+    ident = identity.groupby(list(identity.columns), dropna=False, sort=False).ngroup()
+    links.append(np.where(complete, ident.to_numpy(), -1))
+    component = np.arange(n)
+    for _ in range(n + 1):  # converges in a few passes: each pass merges linked groups
+        before = component.copy()
+        for link in links:
+            frame = pd.DataFrame({"l": link, "c": cert, "comp": component})
+            linked = (frame["l"] >= 0) & (frame["c"] >= 0)
+            low = frame[linked].groupby(["l", "c"])["comp"].transform("min")
+            component[linked.to_numpy()] = np.minimum(component[linked.to_numpy()], low)
+        if np.array_equal(before, component):
+            break
+    keys = out["source_record_key"].astype("str")
+    order = pd.DataFrame(
+        {"comp": component, "award": cols["q_award"].to_numpy(), "key": keys.to_numpy()},
+        index=out.index,
+    ).sort_values(["comp", "award", "key"], kind="stable", na_position="last")
+    first = order.groupby("comp")["key"].transform("first")
+    twin = first.where(first != order["key"]).reindex(out.index)
+    return twin.where(code.notna() & (cert >= 0)).astype("str")
 
 
 def as_mapping(row: pd.Series) -> Mapping[str, object]:

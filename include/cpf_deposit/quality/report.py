@@ -163,8 +163,12 @@ def score(verdicts: pd.DataFrame, findings: pd.DataFrame, truth_pairs: pd.DataFr
 def demo_canonical(
     out_dir: str | Path, graduates: int, seed: int, today: dt.date | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
-    """(canonical rows of awards from 2021-07-01 to today, injected_error, mapping CSV)."""
+    """(canonical rows of awards from 2021-07-01 to today, injected_error, mapping CSV).
+
+    The rows are read with the shipped query, the NIR consumed at once into its facts
+    (as the extraction does): it never reaches the gate."""
     from cpf_deposit.demo.build import write_demo
+    from cpf_deposit.sources.nir import facts_frame
     from cpf_deposit.sources.sql import query_for
 
     today = today or dt.date.today()
@@ -178,6 +182,7 @@ def demo_canonical(
                 "date_to": (today + dt.timedelta(days=1)).isoformat(),
             },
         )
+    canonical = facts_frame(canonical, today=today)
     with sqlite3.connect(files.register) as conn:
         truth = pd.read_sql_query("SELECT * FROM injected_error", conn)
     return canonical, truth, files.mapping
@@ -236,11 +241,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graduates", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, help="also write the gate's outputs here")
+    parser.add_argument(
+        "--independent-graduates",
+        type=int,
+        default=10_000,
+        help="size of the independent error model's database (0: demo only)",
+    )
     args = parser.parse_args(argv)
     result, s = evaluate_demo(args.graduates, args.seed, args.out)
+    print("== 1. The demo's own injected errors (the model the rules were tuned on) ==")
     print(format_score(s))
     print(result.summary())
+    if args.independent_graduates:
+        from cpf_deposit.quality.independent_score import (
+            evaluate_independent,
+            format_independent,
+        )
+
+        independent = evaluate_independent(args.independent_graduates, args.seed)
+        print()
+        print("== 2. An independently built error model and CDC stand-in ==")
+        print(format_independent(independent))
+        print()
+        print(punctuation_costs(independent))
     return 0
+
+
+def punctuation_costs(score) -> str:
+    """What each ``quality.birth_name_punctuation`` policy costs, on the independent
+    model: R05D's rows, how many are truly wrong, how many the CDC would reject."""
+    r05d = next((r for r in score.rules if r.rule_id == "R05D"), None)
+    if r05d is None or not r05d.rows:
+        return "birth_name_punctuation: R05D did not fire on the independent model."
+    return (
+        f"birth_name_punctuation (R05D, {r05d.rows} rows): 'send' lets {r05d.rejected} "
+        f"rejections through ({100 * r05d.rejected / r05d.rows:.0f} % of its rows); 'hold' "
+        f"quarantines {r05d.rows - r05d.wrong} rows that were right "
+        f"({100 * (r05d.rows - r05d.wrong) / r05d.rows:.0f} %) for the office to check."
+    )
 
 
 if __name__ == "__main__":

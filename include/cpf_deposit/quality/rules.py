@@ -1,7 +1,8 @@
 """The identity gate's rules: what the CDC would reject, caught before deposit.
 
 Each rule has an id, a severity (``BLOCK``: the passage is quarantined and not sent;
-``WARN``: it is sent and listed), a French message for the scolarité office and, when
+``WARN``: it is sent and listed; ``NOTE``: a policy note, such as late transmission,
+that changes no verdict), a French message for the scolarité office and, when
 one can be derived, a suggested fix. A rule is a vectorised function of the prepared
 frame (:func:`cpf_deposit.quality.prepare.prepare`) that returns, per row, whether it
 fires; it reads only the columns it declares, because the Great Expectations suite
@@ -34,6 +35,10 @@ from cpf_deposit.quality.reference import (
 )
 
 BLOCK, WARN, OK = "BLOCK", "WARN", "OK"
+# A policy note (late transmission): listed beside the verdict, never part of it. It is
+# not about the holder's identity, so it neither holds a passage back nor makes the
+# gate "foresee" a CDC rejection, and it is not work for the scolarité office.
+NOTE = "NOTE"
 PASSPORT_START = np.datetime64("2021-07-01", "s")
 DEADLINE_DAYS = 92  # three months, the legal transmission deadline
 
@@ -342,7 +347,9 @@ def _bad_characters_fix(frame: Frame) -> pd.Series:
     return pd.Series(out, index=frame.index, dtype=object)
 
 
-_SPACING = re.compile(r"^\s|\s$|\s{2}|\s-|-\s|\s'|'\s")
+# Any whitespace but a plain space (TAB, LF, CR, no-break space) counts too: the XSD
+# and the CDC accept it, but it is never part of a civil-status name.
+_SPACING = re.compile(r"^\s|\s$|\s{2}|\s-|-\s|\s'|'\s|[^\S ]")
 
 
 def _spacing(frame: Frame) -> Mask:
@@ -612,6 +619,19 @@ def _cert_type_fix(frame: Frame) -> pd.Series:
     return "type : " + _txt(code.str.extract(r"^(RNCP|RS)", expand=False)) + " ; code : " + code
 
 
+def _cert_unmapped(frame: Frame) -> Mask:
+    """No certification, and no bad line of the map to blame (R10D says that one)."""
+    return _cert_missing(frame) & ~_has(frame["q_cert_map_line"])
+
+
+def _cert_map_line(frame: Frame) -> Mask:
+    return _cert_missing(frame) & _has(frame["q_cert_map_line"])
+
+
+def _cert_map_line_fix(frame: Frame) -> pd.Series:
+    return "corriger la table de correspondance : " + _txt(frame["q_cert_map_line"])
+
+
 # --------------------------------------------------------------------------------------
 # 11. Duplicates
 # --------------------------------------------------------------------------------------
@@ -624,29 +644,16 @@ def _identity_group(frame: Frame) -> np.ndarray:
 
 
 def _duplicate_award(frame: Frame) -> Mask:
-    pid = frame["source_person_id"]
-    has_pid = _has(pid).to_numpy()
-    pid_code = pd.factorize(pid)[0]
-    person = np.where(has_pid, pid_code, -1 - _identity_group(frame))
-    keys = pd.DataFrame(
-        {
-            "p": person,
-            "c": pd.factorize(frame["q_cert_code"])[0],
-            "a": frame["q_award"].to_numpy(),
-            "k": frame["source_record_key"].to_numpy(),
-        },
-        index=frame.index,
-    )
-    ordered = keys.sort_values(["p", "c", "a", "k"], kind="stable")
-    dup = ordered.duplicated(subset=["p", "c"], keep="first").reindex(frame.index)
-    return _b(dup) & _has(frame["q_cert_code"])
+    """A second award of one certification to one person (same source id or same civil
+    identity): :func:`~cpf_deposit.quality.prepare.twin_keys` names the passage kept."""
+    return _has(frame["q_twin_key"])
 
 
 def _duplicate_fix(frame: Frame) -> pd.Series:
-    return pd.Series(
-        "même personne et même certification déjà présentes dans le lot : ne garder qu'un passage",
-        index=frame.index,
-        dtype=object,
+    return (
+        "même personne et même certification que le passage de clé source "
+        + _txt(frame["q_twin_key"])
+        + ", qui est transmis : fusionner les dossiers à la source"
     )
 
 
@@ -715,7 +722,7 @@ def _xsd(frame: Frame) -> Mask:
 
 _XSD_TEXT_FR = {
     "too_long": "trop long pour le flux (jamais tronqué) : à abréger selon l'état civil",
-    "forbidden_char": "caractère interdit en XML (tabulation, retour à la ligne…) : à retirer",
+    "forbidden_char": "caractère de contrôle interdit en XML : à retirer",
     "empty": "vide : à renseigner ou à laisser absent",
     "missing": "absent : obligatoire",
     "not_allowed": "absent ou différent de M/F : à renseigner",
@@ -739,6 +746,205 @@ def _xsd_fix(frame: Frame) -> pd.Series:
                 parts.append(f"{label} : {_XSD_TEXT_FR[code]}{extra}")
         out.append(" ; ".join(parts) or None)
     return pd.Series(out, index=frame.index, dtype=object)
+
+
+# --------------------------------------------------------------------------------------
+# 13. The NIR cross-check (facts derived by the extraction; the NIR itself never here)
+# --------------------------------------------------------------------------------------
+
+_NIR_COLUMNS = (
+    "nir_status",
+    "nir_sex",
+    "nir_birth_year",
+    "nir_birth_month",
+    "nir_birth_department",
+    "nir_birth_commune",
+)
+_NIR_DECLARED = ("q_sex", "q_birth_year", "q_birth_month", "q_birth_dep", "q_birth_place")
+# Île-de-France before 1968: Seine (75) and Seine-et-Oise (78) covered what are now
+# 75, 78, 91, 92, 93, 94 and 95; NIRs of earlier births keep the old département.
+_IDF_1968 = frozenset({"75", "78", "91", "92", "93", "94", "95"})
+# NIRs of births in Algeria before 1962 (91-94) and, as far as we know, in the former
+# protectorates (95, 96) use département-like codes: a declared birth abroad is then no
+# certain disagreement (to check on real data).
+_OLD_OVERSEAS = frozenset({"91", "92", "93", "94", "95", "96"})
+_ARRONDISSEMENTS = {"75056": ("751", 1, 20), "69123": ("6938", 1, 9), "13055": ("132", 1, 16)}
+# A NIR born this many years from the declared birth year is someone else's (a parent's
+# number typed from an old attestation), not a wrong civil status: it is not compared.
+NIR_OTHER_PERSON_YEARS = 15
+
+
+def _nir_valid(frame: Frame) -> Mask:
+    return _b(frame["nir_status"] == "valid")
+
+
+def _nir_other_person(frame: Frame) -> Mask:
+    gap = (frame["q_birth_year"] - frame["nir_birth_year"]).abs()
+    return _nir_valid(frame) & _b(gap >= NIR_OTHER_PERSON_YEARS)
+
+
+def _same_city(a: str, b: str) -> bool:
+    """A city code (Paris, Lyon, Marseille) and one of its arrondissements."""
+    for city, arr in ((a, b), (b, a)):
+        spec = _ARRONDISSEMENTS.get(city)
+        if spec is not None and arr.startswith(spec[0]):
+            number = arr[len(spec[0]) :]
+            return number.isdigit() and spec[1] <= int(number) <= spec[2]
+    return False
+
+
+def _commune_postal_codes() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for postal, codes in geography().postal_to_communes.items():
+        for code in codes:
+            out.setdefault(code, set()).add(postal)
+    return out
+
+
+def _nir_place_verdict(
+    nir_dep: str, nir_place: str, old: bool, dep: str, place: str | None, postals: dict
+) -> str:
+    """How the declared birthplace stands against the NIR's: "" (agrees, or cannot be
+    compared), "block" (disagrees) or "warn" (differs, perhaps for a historical reason:
+    a commune merged since, sharing its postal code; a country code changed; a birth in
+    Algeria before 1962). ``old``: the NIR's birth year is before 1968."""
+    if nir_dep == "99":
+        if dep != "99":
+            return "block"  # the NIR says born abroad
+        return "" if place is None or place == nir_place else "warn"
+    if dep == "99":  # declared abroad, the NIR says born in France
+        historical = (old and nir_dep in _OLD_OVERSEAS) or nir_dep.startswith("98")
+        return "warn" if historical else "block"
+    corsica = {nir_dep, dep} <= {"20", "2A", "2B"} and "20" in {nir_dep, dep}
+    paris_region = old and nir_dep in ("75", "78") and dep in _IDF_1968
+    overseas = dep in ("97", "98") and nir_dep.startswith(dep)  # a source coding 097
+    if nir_dep != dep and not corsica and not paris_region and not overseas:
+        return "block"
+    if place is None or place == nir_place or (paris_region and nir_dep != dep):
+        return ""
+    if corsica and place[2:] == nir_place[2:] and {place[:2], nir_place[:2]} & {"20"}:
+        return ""
+    if _same_city(place, nir_place):
+        return ""
+    return "warn" if postals.get(place, set()) & postals.get(nir_place, set()) else "block"
+
+
+def _nir_places(frame: Frame) -> pd.Series:
+    """:func:`_nir_place_verdict` per row (rows that agree at once are not looked at)."""
+    out = pd.Series("", index=frame.index, dtype=object)
+    nir_dep, nir_place = frame["nir_birth_department"], frame["nir_birth_commune"]
+    dep, place = frame["q_birth_dep"], frame["q_birth_place"]
+    agree = _b((nir_dep == dep) & ((nir_place == place) | place.isna()))
+    todo = _nir_valid(frame) & _has(nir_dep) & _has(nir_place) & _has(dep) & ~agree
+    if todo.any():
+        keys = list(
+            zip(
+                nir_dep[todo].tolist(),
+                nir_place[todo].tolist(),
+                _b(frame["nir_birth_year"] < 1968)[todo].tolist(),
+                dep[todo].tolist(),
+                [None if pd.isna(p) else p for p in place[todo].tolist()],
+                strict=True,
+            )
+        )
+        postals = _commune_postal_codes()
+        verdicts = {k: _nir_place_verdict(*k, postals) for k in dict.fromkeys(keys)}
+        out.loc[todo] = [verdicts[k] for k in keys]
+    return out
+
+
+def _nir_differences(frame: Frame) -> pd.DataFrame:
+    """Per row of a valid NIR: which declared facts disagree with it (sex, year, month,
+    birthplace), and whether the birthplace only differs (see _nir_place_verdict). A
+    NIR that is someone else's is not compared."""
+    valid = _nir_valid(frame) & ~_nir_other_person(frame)
+    sex = frame["q_sex"]
+    nir_month = pd.to_numeric(frame["nir_birth_month"], errors="coerce").astype("Int64")
+    places = _nir_places(frame)
+    return pd.DataFrame(
+        {
+            "sex": valid & _valid_sex(frame) & _has(frame["nir_sex"]) & _b(sex != frame["nir_sex"]),
+            "year": valid & _b(frame["q_birth_year"] != frame["nir_birth_year"]),
+            "month": valid & _b(frame["q_birth_month"] != nir_month),
+            "place": valid & _b(places == "block"),
+            "place_warn": valid & _b(places == "warn"),
+        },
+        index=frame.index,
+    )
+
+
+def _nir_disagrees(frame: Frame) -> Mask:
+    """Sex or birth year: the SNGI's first matching stage compares exactly these (with
+    the names), so the CDC will not find the holder."""
+    d = _nir_differences(frame)
+    return d["sex"] | d["year"]
+
+
+def _nir_disagrees_later_stage(frame: Frame) -> Mask:
+    """Month or birthplace only: the SNGI compares them only to tell homonyms apart
+    (stages 2 and 3), so most such passages are accepted; they are sent and listed."""
+    d = _nir_differences(frame)
+    return (d["month"] | d["place"]) & ~(d["sex"] | d["year"])
+
+
+def _nir_place_differs(frame: Frame) -> Mask:
+    d = _nir_differences(frame)
+    return d["place_warn"] & ~(d["sex"] | d["year"] | d["month"] | d["place"])
+
+
+def _nir_unusable(frame: Frame) -> Mask:
+    return _b(frame["nir_status"].isin(["invalid_key", "malformed"])) | _nir_other_person(frame)
+
+
+_NIR_GAPS = {"sex": "sexe", "year": "année", "month": "mois", "place": "lieu de naissance"}
+
+
+def _nir_says(row: pd.Series, commune: bool) -> str:
+    """What the NIR says of the holder, in French: sex, month/year, département
+    (the commune or country code when ``commune``); never the NIR."""
+    woman = row["nir_sex"] == "F"
+    born = "née" if woman else "né"
+    month = row["nir_birth_month"]
+    when = f"{month}/{row['nir_birth_year']}" if isinstance(month, str) else row["nir_birth_year"]
+    dep, place = row["nir_birth_department"], row["nir_birth_commune"]
+    if dep == "99":
+        where = "à l'étranger" + (f" (pays {place})" if commune else "")
+    else:
+        where = f"dans le {dep}" + (f" (commune {place})" if commune else "")
+    return f"le NIR indique : {'femme' if woman else 'homme'}, {born} en {when} {where}"
+
+
+def _nir_fix(frame: Frame) -> pd.Series:
+    d = _nir_differences(frame)
+    out = []
+    for i, row in frame.iterrows():
+        gaps = [label for key, label in _NIR_GAPS.items() if d.at[i, key]]
+        says = _nir_says(row, commune=bool(d.at[i, "place"]))
+        out.append(f"{says} ; écart : {', '.join(gaps)} (vérifier l'acte de naissance)")
+    return pd.Series(out, index=frame.index, dtype=object)
+
+
+def _nir_place_fix(frame: Frame) -> pd.Series:
+    out = [
+        _nir_says(row, commune=True)
+        + " (commune fusionnée, code pays ou département changé depuis la naissance ? "
+        "vérifier l'acte)"
+        for _, row in frame.iterrows()
+    ]
+    return pd.Series(out, index=frame.index, dtype=object)
+
+
+def _nir_unusable_fix(frame: Frame) -> pd.Series:
+    texts = {
+        "invalid_key": "clé de contrôle du NIR fausse : vérifier les chiffres saisis",
+        "malformed": "NIR mal formé (13 caractères et une clé de 2 chiffres attendus)",
+    }
+    other = (
+        f"NIR d'une autre personne (née {NIR_OTHER_PERSON_YEARS} ans ou plus avant ou après "
+        "le titulaire : celui d'un parent ?) : saisir le NIR du titulaire"
+    )
+    out = frame["nir_status"].map(texts).astype(object)
+    return out.mask(_nir_other_person(frame).to_numpy(), other)
 
 
 # --------------------------------------------------------------------------------------
@@ -891,9 +1097,10 @@ RULES: tuple[Rule, ...] = (
         "R05B",
         "name_spacing",
         WARN,
-        "Leading, trailing or double spaces, spaces around a hyphen or apostrophe",
+        "Leading, trailing or double spaces, spaces around a hyphen or apostrophe, "
+        "a tab, line break or no-break space",
         "Espaces superflus dans un nom ou un prénom (début, fin, doubles, autour d'un "
-        "tiret ou d'une apostrophe).",
+        "tiret ou d'une apostrophe, tabulation, retour à la ligne ou espace insécable).",
         NAME_COLUMNS,
         _spacing,
         _spacing_fix,
@@ -1069,7 +1276,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "R09E",
         "award_late",
-        WARN,
+        NOTE,
         "Award older than three months (legal transmission deadline)",
         "Obtention de plus de trois mois : le délai légal de transmission est dépassé, "
         "transmettre sans attendre.",
@@ -1084,6 +1291,55 @@ RULES: tuple[Rule, ...] = (
         "Date d'obtention absente : à compléter dans le logiciel de scolarité.",
         ("q_award",),
         _award_missing,
+    ),
+    Rule(
+        "R13A",
+        "nir_disagrees",
+        BLOCK,
+        "Sex or birth year disagree with the holder's NIR",
+        "Le sexe ou l'année de naissance déclarés contredisent le NIR : la CDC ne retrouvera "
+        "pas le titulaire ; corriger d'après l'acte de naissance.",
+        (*_NIR_COLUMNS, *_NIR_DECLARED),
+        _nir_disagrees,
+        _nir_fix,
+        frozenset({"sex_wrong", "birth_year_wrong"}),
+    ),
+    Rule(
+        "R13D",
+        "nir_disagrees_later_stage",
+        WARN,
+        "Birth month or birthplace disagree with the holder's NIR (sex and year agree)",
+        "Le mois ou le lieu de naissance déclarés contredisent le NIR : la CDC ne les "
+        "compare que pour départager des homonymes, le passage est donc transmis ; "
+        "corriger d'après l'acte de naissance.",
+        (*_NIR_COLUMNS, *_NIR_DECLARED),
+        _nir_disagrees_later_stage,
+        _nir_fix,
+        frozenset({"birth_day_month_wrong", "birth_commune_wrong"}),
+    ),
+    Rule(
+        "R13B",
+        "nir_unusable",
+        WARN,
+        "NIR with a wrong control key, malformed, or someone else's: identity not checked",
+        "NIR inutilisable (clé de contrôle fausse, format incorrect, ou NIR d'une autre "
+        "personne, un parent peut-être) : l'identité n'a pas pu être vérifiée ; corriger sa "
+        "saisie dans le logiciel de scolarité.",
+        ("nir_status", "nir_birth_year", "q_birth_year"),
+        _nir_unusable,
+        _nir_unusable_fix,
+    ),
+    Rule(
+        "R13C",
+        "nir_birthplace_differs",
+        WARN,
+        "Birthplace differs from the NIR's, possibly for a historical reason",
+        "Lieu de naissance différent de celui du NIR (commune fusionnée depuis, code pays "
+        "changé, naissance avant l'indépendance) : vérifier l'acte de naissance.",
+        (*_NIR_COLUMNS, *_NIR_DECLARED),
+        _nir_place_differs,
+        _nir_place_fix,
+        frozenset({"birth_commune_wrong"}),
     ),
     Rule(
         "R10A",
@@ -1112,16 +1368,29 @@ RULES: tuple[Rule, ...] = (
         BLOCK,
         "No RNCP/RS certification for the diploma",
         "Diplôme sans code RNCP/RS (table de correspondance à compléter) : passage non transmis.",
-        ("q_cert_type", "q_cert_code"),
-        _cert_missing,
+        ("q_cert_type", "q_cert_code", "q_cert_map_line"),
+        _cert_unmapped,
+    ),
+    Rule(
+        "R10D",
+        "certification_map_line_invalid",
+        BLOCK,
+        "The certification map line of the diploma version is malformed or ambiguous",
+        "Ligne de la table de correspondance diplôme → RNCP/RS refusée (type et code "
+        "incohérents, code sans préfixe, année illisible, lignes en conflit) : passage non "
+        "transmis jusqu'à la correction de la ligne indiquée.",
+        ("q_cert_type", "q_cert_code", "q_cert_map_line"),
+        _cert_map_line,
+        _cert_map_line_fix,
     ),
     Rule(
         "R11A",
         "duplicate_award",
         BLOCK,
-        "Same person and certification twice in the batch",
-        "Doublon : la même personne a déjà ce passage de certification dans le lot.",
-        ("source_person_id", "source_record_key", *_NAMES, "q_birth", "q_cert_code", "q_award"),
+        "Same person (source id or civil identity) and certification twice in the batch",
+        "Doublon : la même personne (même identifiant source ou même état civil) a déjà ce "
+        "passage de certification dans le lot ; un seul passage est transmis.",
+        ("q_twin_key",),
         _duplicate_award,
         _duplicate_fix,
     ),
@@ -1159,3 +1428,16 @@ def evaluate_all(frame: Frame) -> pd.DataFrame:
     The gate runs the same functions through the GX suite; this is the direct path
     used by the tests and as a cross-check."""
     return pd.DataFrame({r.id: r.evaluate(frame).to_numpy() for r in RULES}, index=frame.index)
+
+
+PUNCTUATION_RULE = "R05D"
+
+
+def rules_for(policy=None) -> tuple[Rule, ...]:
+    """The catalogue under the institution's policy (``config.QualityPolicy``): with
+    ``birth_name_punctuation: hold``, R05D quarantines instead of warning."""
+    if policy is None or policy.birth_name_punctuation != "hold":
+        return RULES
+    from dataclasses import replace
+
+    return tuple(replace(r, severity=BLOCK) if r.id == PUNCTUATION_RULE else r for r in RULES)

@@ -4,10 +4,16 @@ Each SQL file under ``cpf_deposit/sql`` returns exactly these columns, whatever 
 source system, so the mapping to :class:`cpf_deposit.model.Passage` is written and
 tested once (docs/sources.md carries the same table for DBAs). Values stay raw but
 typed: source codes, not CDC codes.
+
+A query may also return the NIR (:data:`NIR_SOURCE_COLUMNS`, Apogée only): the
+extraction consumes it here, batch by batch, into the facts of :data:`NIR_COLUMNS`
+(:mod:`cpf_deposit.sources.nir`) and never writes it. The canonical Parquet file holds
+the canonical columns and those facts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,13 +70,38 @@ CANONICAL_COLUMNS: tuple[Column, ...] = (
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in CANONICAL_COLUMNS)
 
+# The NIR as an optional query returns it (Apogée COD_NNI_ETU, COD_CLE_NNI_ETU): read by
+# the extraction only, turned into NIR_COLUMNS and dropped; never written anywhere.
+NIR_SOURCE_COLUMNS: tuple[str, str] = ("nir_number", "nir_key")
+
+# What the extraction derives from the NIR (cpf_deposit.sources.nir), written beside
+# the canonical columns for the identity gate; none of them is the NIR.
+NIR_COLUMNS: tuple[Column, ...] = (
+    _c("nir_status", "text", "absent, malformed, invalid_key, temporary or valid."),
+    _c("nir_sex", "text", "Sex the NIR gives, M or F (valid NIR only)."),
+    _c("nir_birth_year", "int", "Birth year the NIR gives, century resolved (valid NIR only)."),
+    _c("nir_birth_month", "text", "Birth month the NIR gives, 01-12; NULL when it has none."),
+    _c("nir_birth_department", "text", "Birth département: 44, 2A, 20, 974; 99 = abroad."),
+    _c("nir_birth_commune", "text", "INSEE code of the birth commune, or 99xxx country code."),
+)
+NIR_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in NIR_COLUMNS)
+_TYPES = {"text": "string", "int": "int64", "date": "date32"}
+
 
 def arrow_schema():
-    """Parquet schema of extracted canonical rows (the identity gate reads them)."""
+    """Arrow schema of the canonical columns (what the source queries return)."""
     import pyarrow as pa
 
-    types = {"text": pa.string(), "int": pa.int64(), "date": pa.date32()}
-    return pa.schema([(c.name, types[c.type]) for c in CANONICAL_COLUMNS])
+    return pa.schema([(c.name, getattr(pa, _TYPES[c.type])()) for c in CANONICAL_COLUMNS])
+
+
+def file_schema():
+    """Parquet schema of extracted canonical rows: the canonical columns and the NIR
+    facts (the identity gate reads them)."""
+    import pyarrow as pa
+
+    columns = (*CANONICAL_COLUMNS, *NIR_COLUMNS)
+    return pa.schema([(c.name, getattr(pa, _TYPES[c.type])()) for c in columns])
 
 
 # One value per row: a dictionary page would only be built and dropped.
@@ -110,19 +141,27 @@ def _column(values: Any, type_):
 class CanonicalParquetWriter:
     """Writes raw source rows (canonical column order) in row groups, column by column.
 
-    :meth:`arrays` converts one fetched batch to Arrow once; the extraction writes those
-    arrays here (:meth:`write_arrays`) and hands them to the mapper, which takes the
-    passage's unchanged text columns from them.
+    :meth:`arrays` converts one fetched batch to Arrow once, the NIR consumed into its
+    facts; the extraction writes those arrays here (:meth:`write_arrays`) and hands them
+    to the mapper, which takes the passage's unchanged text columns from them.
     """
 
-    def __init__(self, fh, columns: list[str], chunk_rows: int = 50_000):
+    def __init__(
+        self, fh, columns: list[str], chunk_rows: int = 50_000, today: dt.date | None = None
+    ):
         import pyarrow.parquet as pq
 
-        self.schema = arrow_schema()
+        self.schema = file_schema()
         missing = [c for c in COLUMN_NAMES if c not in columns]
         if missing:
             raise ValueError(f"the source query lacks canonical columns: {', '.join(missing)}")
         self.positions = [columns.index(c) for c in COLUMN_NAMES]
+        # Where the query returns the NIR (None: it does not); read by arrays() only.
+        self.nir_positions = tuple(
+            columns.index(c) if c in columns else None for c in NIR_SOURCE_COLUMNS
+        )
+        self.today = today or dt.date.today()
+        self.names = (*COLUMN_NAMES, *NIR_COLUMN_NAMES)
         self.writer = pq.ParquetWriter(
             fh, self.schema, use_dictionary=dictionary_columns(self.schema)
         )
@@ -132,16 +171,38 @@ class CanonicalParquetWriter:
         self.count = 0
 
     def arrays(self, columns: Sequence[Sequence[object]]) -> dict[str, Any]:
-        """One batch, given column by column in the source order, as canonical Arrow arrays."""
-        return {
-            name: _column(columns[pos], self.schema.field(i).type)
-            for i, (name, pos) in enumerate(zip(COLUMN_NAMES, self.positions, strict=True))
+        """One batch, given column by column in the source order, as canonical Arrow
+        arrays, plus the NIR facts (the NIR itself is not among them)."""
+        from cpf_deposit.sources.nir import FACTS, nir_fact_arrays
+
+        out = {
+            name: _column(columns[pos], self.schema.field(name).type)
+            for name, pos in zip(COLUMN_NAMES, self.positions, strict=True)
         }
+        number_at, key_at = self.nir_positions
+        facts = nir_fact_arrays(
+            None if number_at is None else columns[number_at],
+            None if key_at is None else columns[key_at],
+            out["birth_date"],
+            out["award_date"],
+            today=self.today,
+        )
+        out.update(zip(NIR_COLUMN_NAMES, (facts[f] for f in FACTS), strict=True))
+        return out
 
     def write_arrays(self, arrays: Mapping[str, Any]) -> None:
         import pyarrow as pa
 
-        table = pa.Table.from_arrays([arrays[c] for c in COLUMN_NAMES], schema=self.schema)
+        if any(c not in arrays for c in NIR_COLUMN_NAMES):  # no NIR facts given: absent
+            from cpf_deposit.sources.nir import FACTS, nir_fact_arrays
+
+            n = len(arrays[COLUMN_NAMES[0]])
+            facts = nir_fact_arrays(None, None, pa.nulls(n, pa.date32()), None)
+            arrays = {
+                **arrays,
+                **{c: facts[f] for c, f in zip(NIR_COLUMN_NAMES, FACTS, strict=True)},
+            }
+        table = pa.Table.from_arrays([arrays[c] for c in self.names], schema=self.schema)
         self.pending.append(table)
         self.pending_rows += table.num_rows
         if self.pending_rows >= self.chunk_rows:

@@ -42,6 +42,7 @@ from cpf_deposit.sources.birthplace import BirthplaceResolver, CommuneIndex
 from cpf_deposit.sources.canonical import (
     CANONICAL_COLUMNS,
     COLUMN_NAMES,
+    NIR_SOURCE_COLUMNS,
     CanonicalParquetWriter,
     dictionary_columns,
 )
@@ -108,15 +109,15 @@ def connect(conn_id: str):
 
 
 def bind_window(conn_type: str, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
-    """Binds of the run window: ``date_to`` is inclusive here, exclusive in the SQL.
+    """Binds of the run window ``[date_from, date_to)``: the end is exclusive, here as in
+    the SQL and everywhere else (an award of ``date_to`` belongs to the next window).
 
     SQLite stores dates as ISO text, so it gets ISO dates (text comparison is right);
     Oracle and PostgreSQL get real dates.
     """
-    end = date_to + dt.timedelta(days=1)
     if conn_type == "sqlite":
-        return {"date_from": date_from.isoformat(), "date_to": end.isoformat()}
-    return {"date_from": date_from, "date_to": end}
+        return {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
+    return {"date_from": date_from, "date_to": date_to}
 
 
 def _cursor(conn, conn_type: str, arraysize: int):
@@ -235,6 +236,7 @@ def sqlite_json_batches(
     wrapped = f"SELECT json_object({pairs}) FROM ({sql}) AS q"
     types = {"text": pa.string(), "int": pa.int64(), "date": pa.string()}
     canonical = {c.name: types[c.type] for c in CANONICAL_COLUMNS}
+    canonical.update(dict.fromkeys(NIR_SOURCE_COLUMNS, pa.string()))  # text, never inferred
     schema = pa.schema(
         [(k, canonical[c]) for k, c in zip(keys, columns, strict=True) if c in canonical]
     )
@@ -574,7 +576,8 @@ def extract(
     issues_out: str | Path | None = None,
     canonical_out: str | Path | None = None,
 ) -> ExtractReport:
-    """Extract the awards of ``[date_from, date_to]`` from ``system`` into ``out`` (Parquet).
+    """Extract the awards of ``[date_from, date_to)`` (end exclusive) from ``system`` into
+    ``out`` (Parquet).
 
     One pass over the source writes three files: the passages (``out``), the raw
     canonical rows the identity gate reads (``canonical_out``, default
@@ -583,8 +586,8 @@ def extract(
     ``id_key`` is the ledger's, for the idTechnique of each passage.
     """
     options = options or {}
-    if date_from > date_to:
-        raise ValueError("the window starts after it ends")
+    if date_from >= date_to:
+        raise ValueError("empty window: the start must be before the (exclusive) end")
     out = Path(out)
     issues_path = Path(issues_out) if issues_out else out.with_suffix(".issues.csv")
     canonical_path = (

@@ -416,7 +416,10 @@ class RowMapper:
     def _certification(
         self, ctype: object, ccode: object, diploma: object, version: object, year: object
     ) -> tuple[tuple[str, str] | None, tuple | None]:
-        """(type, prefixed code) of a row, and its unmapped key when the mapping has none."""
+        """(type, prefixed code) of a row, and its unmapped key when the mapping has none.
+        The source's own code column holds digits by contract (docs/sources.md, column
+        22), its type beside it: the prefix is that type. A certification map's code is
+        never completed (``sources.certmap`` refuses a bare number)."""
         if year is not None and not isinstance(year, int):
             year = int(year)  # type: ignore[call-overload]
         if ctype is not None and ccode is not None:
@@ -477,13 +480,37 @@ class RowMapper:
             return found
 
     def unmapped_issues(self) -> list[Issue]:
-        """One error per diploma version and year that has no certification, with its count."""
+        """One error per diploma version and year that has no certification, with its count.
+
+        A diploma version refused by a bad line of the mapping gets that line's reason
+        (``certification_map_line_invalid``) instead of ``diploma_unmapped``; a bad line
+        that concerns no award read here is listed once as a warning, so the mapping is
+        fixed before it matters.
+        """
         out = []
+        cmap = self.certification_map
+        used: set[int] = set()
         for (code, version, year), count in sorted(
             self.unmapped.items(), key=lambda kv: tuple(str(x) for x in kv[0])
         ):
             label = f"{code}" + (f" version {version}" if version is not None else "")
             years = f"{year}-{year + 1}" if year is not None else "année inconnue"
+            bad = cmap.refusal(_text(code), version, year) if cmap is not None else None
+            if bad is not None:
+                used.add(id(bad))
+                out.append(
+                    Issue(
+                        ERROR,
+                        f"{code}-{version}-{year}",
+                        None,
+                        "certification_code",
+                        "certification_map_line_invalid",
+                        f"diplôme {label} ({years}) : ligne refusée de la table de "
+                        f"correspondance ({bad.reason}) : {count} passage(s) en quarantaine, "
+                        "non transmis jusqu'à la correction de la ligne",
+                    )
+                )
+                continue
             out.append(
                 Issue(
                     ERROR,
@@ -495,6 +522,19 @@ class RowMapper:
                     f"correspondance : {count} passage(s) non transmis",
                 )
             )
+        for bad in cmap.bad_lines if cmap is not None else ():
+            if id(bad) not in used:
+                out.append(
+                    Issue(
+                        WARNING,
+                        "certification_map-" + "-".join(str(n) for n in bad.lines),
+                        None,
+                        "certification_code",
+                        "certification_map_line_invalid",
+                        f"ligne refusée de la table de correspondance ({bad.reason}) : "
+                        "aucun passage lu ici n'en dépend, à corriger",
+                    )
+                )
         return out
 
 

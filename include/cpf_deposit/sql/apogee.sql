@@ -8,7 +8,9 @@
 --   * final admission only (COD_ADM = '1'), published juries only (ETA_AVC_VDI = 'T');
 --   * one award per person and diploma version: the first session passed;
 --   * civil-status first name and sex when TEM_PR_USAGE = 'O';
---   * the NIR columns (COD_NNI_ETU, COD_CLE_NNI_ETU) are never selected.
+--   * the NIR (COD_NNI_ETU, COD_CLE_NNI_ETU) comes last, as nir_number and nir_key,
+--     for the identity cross-check only: the extraction derives facts from it
+--     (sex, birth month and year, birthplace) and drops it; it is never written.
 -- The RNCP/RS code is not here: the pipeline applies the certification mapping.
 WITH passed AS (
   SELECT r.cod_ind, r.cod_dip, r.cod_vrs_vdi, r.cod_anu, r.cod_ses, r.cod_tre,
@@ -72,7 +74,9 @@ SELECT
   p.dat_avc_vdi AS results_status_date,
   CASE WHEN NVL(p.dat_mod_vdi, i.dat_mod_ind) IS NULL THEN i.dat_mod_ind
        WHEN i.dat_mod_ind IS NULL OR p.dat_mod_vdi > i.dat_mod_ind THEN p.dat_mod_vdi
-       ELSE i.dat_mod_ind END AS last_modified
+       ELSE i.dat_mod_ind END AS last_modified,
+  i.cod_nni_etu AS nir_number,
+  i.cod_cle_nni_etu AS nir_key
 FROM passed p
 JOIN individu i
   ON i.cod_ind = p.cod_ind
