@@ -154,3 +154,29 @@ def test_passages_extracted_with_another_key_are_refused_before_any_claim(config
         assert passage_counts(ledger) == {}
     finally:
         ledger.dispose()
+
+
+def test_chunks_hold_about_one_file_worth_of_bytes(tmp_path):
+    from cpf_deposit.flux.writer import render_passage
+    from cpf_deposit.passage_io import read_passages
+    from cpf_deposit.pipeline import _write_chunks
+    from tests.bench.synthetic import synthetic_passages
+
+    max_bytes = 300_000
+    counts = _write_chunks(synthetic_passages(3000), tmp_path, 200_000, max_bytes)
+    assert sum(counts.values()) == 3000
+    sizes = []
+    for name in sorted(counts):
+        sizes.append(
+            sum(
+                len(render_passage(p).encode()) for p in read_passages(tmp_path / f"{name}.parquet")
+            )
+        )
+    assert max(sizes) <= max_bytes
+    assert min(sizes[:-1]) >= 0.8 * max_bytes  # full chunks, not many small files
+    # without a byte budget, only the passage count cuts
+    assert _write_chunks(synthetic_passages(3000), tmp_path, 1000) == {
+        "0000": 1000,
+        "0001": 1000,
+        "0002": 1000,
+    }

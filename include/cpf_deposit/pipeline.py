@@ -227,6 +227,7 @@ def delta_step(
         selected(),
         work / SELECTED,
         config.limits.max_passages_per_file,
+        config.limits.max_file_bytes,
     )
     total = pq.ParquetFile(work / PASSAGES).metadata.num_rows
     return {
@@ -453,10 +454,27 @@ def _write_private_parquet(frame, path: Path) -> None:
         frame.to_parquet(fh, index=False)
 
 
-def _write_chunks(passages, folder: Path, size: int) -> dict[str, int]:
-    """Cut a stream into Parquet chunks of at most ``size`` passages: {chunk: count}."""
+# One passage in this many is rendered to learn how many bytes a passage takes.
+_SAMPLE_EVERY = 50
+# Room left in each chunk's byte budget for the envelope and certification blocks, and
+# for the estimate's error: a chunk that still overflows becomes two files, never a
+# file over the limit.
+_BYTE_MARGIN = 0.95
+
+
+def _write_chunks(
+    passages, folder: Path, size: int, max_bytes: int | None = None
+) -> dict[str, int]:
+    """Cut a stream into Parquet chunks of at most ``size`` passages and, when
+    ``max_bytes`` is given, of about one flux file's worth of bytes: {chunk: count}.
+
+    Why bytes too: each chunk is built by its own task into its own files, so a chunk
+    of 200,000 passages of 1.3 KB would make a 200 MB file and a 60 MB one; cut at one
+    file's worth, a million passages make 7 files (each deposited by hand) in 7
+    balanced tasks. The size of a passage is learnt by rendering one in 50."""
     from itertools import chain, islice
 
+    from cpf_deposit.flux.writer import render_passage
     from cpf_deposit.passage_io import write_passages
 
     _private_dir(folder)
@@ -464,10 +482,29 @@ def _write_chunks(passages, folder: Path, size: int) -> dict[str, int]:
         stale.unlink()
     it = iter(passages)
     counts: dict[str, int] = {}
+    seen = {"n": 0, "bytes": 0}  # sampled passages, over the whole stream
+
+    def block(first):
+        count = 0
+        p = first
+        budget = None if max_bytes is None else max_bytes * _BYTE_MARGIN
+        while p is not None:
+            yield p
+            count += 1
+            if budget is not None:
+                if count % _SAMPLE_EVERY == 1:
+                    seen["n"] += 1
+                    seen["bytes"] += len(render_passage(p).encode("utf-8"))
+                if count * seen["bytes"] / seen["n"] >= budget:
+                    return
+            if count >= size:
+                return
+            p = next(it, None)
+
     while (first := next(it, None)) is not None:
         name = f"{len(counts):04d}"
-        block = chain([first], islice(it, size - 1))  # streamed, never held whole
-        counts[name] = write_passages(block, folder / f"{name}.parquet")
+        stream = block(first) if max_bytes is not None else chain([first], islice(it, size - 1))
+        counts[name] = write_passages(stream, folder / f"{name}.parquet")  # streamed
     return counts
 
 

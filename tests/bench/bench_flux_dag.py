@@ -34,11 +34,18 @@ def _task(step: str, work: str, arg: str) -> tuple[dict, float]:
     return out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _chunks(n: int, work: Path, size: int) -> list[str]:
+def _chunks(n: int, work: Path, limits) -> list[str]:
     from cpf_deposit.pipeline import SELECTED, _write_chunks
     from tests.bench.synthetic import synthetic_passages
 
-    return sorted(_write_chunks(synthetic_passages(n), work / SELECTED, size))
+    return sorted(
+        _write_chunks(
+            synthetic_passages(n),
+            work / SELECTED,
+            limits.max_passages_per_file,
+            limits.max_file_bytes,
+        )
+    )
 
 
 def _stage(pool, step: str, work: Path, args: list[str]) -> tuple[list[dict], float, float]:
@@ -55,7 +62,7 @@ def run(n: int) -> dict:
 
         work = Path(home) / "work"
         work.mkdir()
-        chunks = _chunks(n, work, load_config().limits.max_passages_per_file)
+        chunks = _chunks(n, work, load_config().limits)
         # max_tasks_per_child=1: every task is a fresh process, as Airflow runs it.
         ctx = get_context("spawn")
         with ProcessPoolExecutor(SLOTS, mp_context=ctx, max_tasks_per_child=1) as pool:

@@ -20,6 +20,7 @@ DEFAULTS = {
     "ledger": [1_000_000],
     "ledger_sqlite": [1_000_000],
     "receipts": [200_000],
+    "annual": [100_000],
 }
 
 

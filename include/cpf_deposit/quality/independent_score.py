@@ -177,9 +177,11 @@ def run_independent(
     the stand-in's outcome."""
     import pandas as pd
 
+    from cpf_deposit.config import QualityPolicy
     from cpf_deposit.demo.independent import read_truth, write_independent
     from cpf_deposit.demo.sngi_standin import SngiStandIn
     from cpf_deposit.quality.gate import run_gate
+    from cpf_deposit.quality.rules import rules_for
     from cpf_deposit.sources.certmap import CertificationMap
     from cpf_deposit.sources.extract import extract
 
@@ -204,6 +206,7 @@ def run_independent(
         today=today,
         certification_map=CertificationMap.from_csv(files.mapping),
         use_gx=use_gx,
+        rules=rules_for(QualityPolicy()),  # as shipped: the example config's policy
     )
     truth = read_truth(files.truth)
     stand_in = SngiStandIn(truth, seed, policy)

@@ -196,7 +196,11 @@ def evaluate_demo(graduates: int, seed: int, out: Path | None = None, use_gx: bo
     with tempfile.TemporaryDirectory(prefix="cpf-quality-") as tmp:
         canonical, truth, mapping = demo_canonical(tmp, graduates, seed)
         cmap = CertificationMap.from_csv(mapping)
-    result = run_gate(canonical, certification_map=cmap, use_gx=use_gx)
+    from cpf_deposit.config import QualityPolicy
+    from cpf_deposit.quality.rules import rules_for
+
+    rules = rules_for(QualityPolicy())  # as shipped: the example config's policy
+    result = run_gate(canonical, certification_map=cmap, use_gx=use_gx, rules=rules)
     if out is not None:
         from cpf_deposit.quality.outputs import write_all
 

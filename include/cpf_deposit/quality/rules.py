@@ -1435,7 +1435,9 @@ PUNCTUATION_RULE = "R05D"
 
 def rules_for(policy=None) -> tuple[Rule, ...]:
     """The catalogue under the institution's policy (``config.QualityPolicy``): with
-    ``birth_name_punctuation: hold``, R05D quarantines instead of warning."""
+    ``birth_name_punctuation: hold`` (the default), R05D quarantines instead of warning.
+    ``RULES`` itself keeps R05D a WARN: the catalogue says what a rule finds, the policy
+    what the institution does about it."""
     if policy is None or policy.birth_name_punctuation != "hold":
         return RULES
     from dataclasses import replace
