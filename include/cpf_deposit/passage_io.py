@@ -70,9 +70,24 @@ def _convert(name: str, value: Any) -> Any:
         raise RowError(name, f"cannot be read as {f.type}: {type(exc).__name__}") from None
 
 
+def _fast(name: str, ftype: str):
+    """A converter for one field: a value already of the model's type (as Parquet gives
+    it) passes at once; anything else goes through :func:`_convert`. Why: this runs
+    once per field and row, 6 million times for a chunk of 143,000 passages."""
+    exact = {"text": str, "date": dt.date, "int": int, "bool": bool}.get(ftype)
+    if exact is None:
+        return lambda v: _convert(name, v)
+    if exact is str:
+        return lambda v: v if type(v) is str and v else None if v is None else _convert(name, v)
+    return lambda v: v if type(v) is exact else None if v is None else _convert(name, v)
+
+
+_CONVERTERS = {f.name: _fast(f.name, f.type) for f in FIELDS}
+
+
 def passage_from_record(record: dict[str, Any]) -> Passage:
     """Build a passage from a row; unknown columns are ignored, missing ones are unknown."""
-    kwargs = {n: _convert(n, record.get(n)) for n in PASSAGE_FIELD_NAMES if n in record}
+    kwargs = {n: _CONVERTERS[n](v) for n, v in record.items() if n in _CONVERTERS}
     for required in ("certification_type", "certification_code", "technical_id", "award_date"):
         kwargs.setdefault(required, None)
     if kwargs.get("is_final") is None:

@@ -21,10 +21,20 @@ the status an operator sees: a claimed passage is BUILT, STAGED or DEPOSITED as
 its file is.
 
 Why so few indexes: passages are only ever looked up by idTechnique (the primary
-key), by natural key (unique constraint) or through ``ledger_sending`` (primary key
-``id_flux, technical_id``, and the pending index). With no other index, and free
-space left in each page on PostgreSQL (fillfactor), the receipts' status updates
-are heap-only (HOT) writes.
+key), by natural key (unique constraint), through ``ledger_sending`` (primary key
+``id_flux, technical_id``, and the pending index), and by holder key. With no other
+index, and free space left in each page on PostgreSQL (fillfactor), the receipts'
+status updates are heap-only (HOT) writes.
+
+Why the holder-key index: one person entered twice in a source under two person ids
+gets two idTechniques for one award. The delta's claims skip a candidate whose
+holder key (keyed hash of the civil identity and the certification,
+:func:`~cpf_deposit.ledger.ids.holder_keys`) is ACCEPTED or in flight under another
+idTechnique, which needs an index probe per candidate, not a scan of the ledger.
+It is a plain index, not a unique one: a copy the CDC rejected keeps its key
+beside the copy sent after it, and passages recorded before migration 0003 or
+without a full identity have none (NULL). Receipts never change the column, so
+their status updates stay HOT.
 """
 
 from __future__ import annotations
@@ -189,6 +199,9 @@ ledger_passage = Table(
     Column("seen_at", ts),
     Column("created_at", ts, nullable=False),
     Column("updated_at", ts, nullable=False),
+    # Keyed hash of (civil identity, certification) of the data claimed last (NULL:
+    # recorded before migration 0003, or no full identity). Never the identity itself.
+    Column("holder_key", String(HASH_LEN)),
     UniqueConstraint(
         "source_system",
         "source_record_key",
@@ -196,6 +209,7 @@ ledger_passage = Table(
         "certification_code",
         name="uq_ledger_passage_natural_key",
     ),
+    Index("ix_ledger_passage_holder_key", "holder_key"),
 )
 PASSAGE_FILLFACTOR = 60  # PostgreSQL only, set by the migration
 
