@@ -19,7 +19,7 @@ from typing import Any
 
 from cpf_deposit.errors import DataError
 from cpf_deposit.flux.writer import Refusal
-from cpf_deposit.model import FIELD_BY_NAME, FIELDS, PASSAGE_FIELD_NAMES, Passage, Problem
+from cpf_deposit.model import FIELD_BY_NAME, FIELDS, Passage, Problem
 
 BATCH_ROWS = 50_000
 
