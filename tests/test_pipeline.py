@@ -180,3 +180,19 @@ def test_chunks_hold_about_one_file_worth_of_bytes(tmp_path):
         "0001": 1000,
         "0002": 1000,
     }
+
+
+def test_a_file_changed_after_its_build_is_never_marked_valid(config, tmp_path):
+    from cpf_deposit.pipeline import SELECTED, _write_chunks, build_step, built_files, validate_step
+    from tests.bench.synthetic import synthetic_passages
+
+    work = tmp_path / "work"
+    _write_chunks(synthetic_passages(50), work / SELECTED, 1000)
+    build_step(config, work, "0000")
+    (name,) = built_files(work)
+    path = next((work / "flux").glob(f"*/{name}"))
+    assert validate_step(config, work, name)["valid"]
+    path.write_bytes(path.read_bytes().replace(b"<cpf:sexe>M<", b"<cpf:sexe>F<", 1))
+    with pytest.raises(PipelineError, match="changed since it was built"):
+        validate_step(config, work, name)
+    assert not path.with_suffix(".valid").exists()

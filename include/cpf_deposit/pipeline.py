@@ -320,14 +320,26 @@ def validate_step(config: Config, work: Path, file_name: str) -> dict[str, Any]:
     from cpf_deposit.flux.build import validate_flux_file
 
     path = _built_file(work, file_name)
-    report = validate_flux_file(path, config.xsd_path)
     mark = path.with_suffix(".valid")
-    if not report.valid:
-        mark.unlink(missing_ok=True)
-        raise PipelineError(f"flux invalid, nothing staged: {report.summary()}")
+    mark.unlink(missing_ok=True)
     meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    if _sha256(path) != meta["sha256"]:  # the bytes validated are the bytes built
+        raise PipelineError(f"{file_name} changed since it was built: nothing staged")
+    report = validate_flux_file(path, config.xsd_path)
+    if not report.valid:
+        raise PipelineError(f"flux invalid, nothing staged: {report.summary()}")
     _write_private_text(mark, meta["sha256"])
     return {"file": file_name, "passages": report.passages, "valid": True}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def stage_step(config: Config, ledger, work: Path, run_id: str) -> dict[str, Any]:
