@@ -292,3 +292,26 @@ def draw_results(
         state = ("E" if g != held_back else "A") if unpublished else "T"
         grp.append((*g, state, f"{jury_date(int(g[2]), g[3], dip_i)} 19:00:00"))
     return rows, grp
+
+
+MAPPING_HEADER = (
+    "diploma_code",
+    "diploma_version",
+    "first_year",
+    "last_year",
+    "certification_type",
+    "certification_code",
+)
+
+
+def write_mapping_csv(path) -> None:
+    """The demo's certification map as the CSV a ``certification_map`` key names
+    (mode 0600, written atomically, replacing any older one)."""
+    import csv
+
+    from cpf_deposit.files import private_file
+
+    with private_file(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(MAPPING_HEADER)
+        w.writerows(mapping_csv_rows())

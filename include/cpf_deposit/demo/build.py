@@ -14,7 +14,6 @@ Deterministic per seed: the same (graduates, seed) gives the same rows.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import sqlite3
@@ -25,8 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cpf_deposit.demo.apogee import DDL, TABLE_COLUMNS, draw_results, reference_rows
-from cpf_deposit.demo.apogee import mapping_csv_rows as _mapping_csv_rows
+from cpf_deposit.demo.apogee import (
+    DDL,
+    TABLE_COLUMNS,
+    draw_results,
+    reference_rows,
+    write_mapping_csv,
+)
 from cpf_deposit.demo.errors import Injector
 from cpf_deposit.demo.names import draw_first_names
 from cpf_deposit.demo.population import Population, draw_population
@@ -324,22 +328,7 @@ def write_demo(out_dir: str | Path, graduates: int, seed: int) -> DemoFiles:
         conn.close()
 
     mapping = out / MAP_FILE
-    if mapping.exists():
-        mapping.unlink()
-    fd = os.open(mapping, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(
-            [
-                "diploma_code",
-                "diploma_version",
-                "first_year",
-                "last_year",
-                "certification_type",
-                "certification_code",
-            ]
-        )
-        w.writerows(_mapping_csv_rows())
+    write_mapping_csv(mapping)
 
     register = out / REGISTER_FILE
     conn = _connect_private(register)

@@ -930,40 +930,19 @@ def read_truth(path: str | Path):
     return truth
 
 
-def write_mapping(path: Path) -> None:
-    import csv
-
-    from cpf_deposit.demo.apogee import mapping_csv_rows
-
-    if path.exists():
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(
-            [
-                "diploma_code",
-                "diploma_version",
-                "first_year",
-                "last_year",
-                "certification_type",
-                "certification_code",
-            ]
-        )
-        w.writerows(mapping_csv_rows())
-
-
 def write_independent(
     out_dir: str | Path, graduates: int, seed: int, rates: dict[str, float] | None = None
 ) -> IndependentFiles:
     """Clean population, this model's errors, and the three files under ``out_dir``."""
+    from cpf_deposit.demo.apogee import write_mapping_csv
+
     started = time.perf_counter()
     out = Path(out_dir)
     clean = draw_clean(graduates, seed)
     perturbed = apply_errors(clean, seed, rates)
     write_apogee(out / APOGEE_FILE, perturbed.ind, perturbed.results, perturbed.groups)
     write_truth(out / TRUTH_FILE, perturbed.truth)
-    write_mapping(out / MAP_FILE)
+    write_mapping_csv(out / MAP_FILE)
     return IndependentFiles(
         out / APOGEE_FILE,
         out / TRUTH_FILE,
